@@ -1,0 +1,789 @@
+//! Sample batches: the Arrow schema samples flow in between stages, and the
+//! lossless conversion between an Arrow [`RecordBatch`] and the columnar WIT
+//! batch that crosses the plugin boundary.
+//!
+//! Consumes: WIT batches returned by plugins, Arrow batches from decoders and
+//! importers. Emits: Arrow batches (to stages, rollups, dead-letter files)
+//! and WIT batches (to plugins).
+//!
+//! The Arrow schema ([`schema`]), one row per sample:
+//!
+//! ```text
+//! column       Arrow type                      nullable  notes
+//! timestamp    Timestamp(ns, "UTC")            no        event time
+//! metric       Dictionary<Int32, Utf8>         no        meter name
+//! resource_id  Dictionary<Int32, Utf8>         no        what is measured
+//! unit         Dictionary<Int32, Utf8>         no        UCUM-style unit
+//! type         Dictionary<Int8, Utf8>          no        gauge | delta | cumulative
+//! attributes   Map<Utf8, Utf8>                 no        labels, sorted by key
+//! value        Float64                         no        NaN and ±Inf legal
+//! ```
+//!
+//! The WIT batch (`wasmeter:plugin/types.batch`) stores each distinct series
+//! once and refers to it by index from every sample:
+//!
+//! ```text
+//! series:       [ (metric, resource_id, unit, type, attributes), … ]
+//! series_index: [ u32; n ]   timestamps: [ s64; n ]   values: [ f64; n ]
+//! ```
+//!
+//! Conversions keep row order, timestamps and value bits exactly (NaN
+//! payloads and -0.0 included). WIT → Arrow moves the timestamp and value
+//! vectors into Arrow buffers without copying; the string columns are
+//! dictionary-encoded, so per sample only integer keys are written.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, OnceLock};
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, DictionaryArray, Float64Array, Int8Array, Int32Array, MapArray,
+    MapBuilder, MapFieldNames, RecordBatch, StringArray, StringBuilder, TimestampNanosecondArray,
+    UInt32Array,
+};
+use arrow::datatypes::{DataType, Field, Int8Type, Int32Type, Schema, SchemaRef, TimeUnit};
+use arrow::error::ArrowError;
+
+use crate::bindings::{SampleType, WitBatch, WitSeries};
+
+/// Column names of the sample schema, in schema order.
+pub mod columns {
+    /// Event time, `Timestamp(ns, "UTC")`.
+    pub const TIMESTAMP: &str = "timestamp";
+    /// Meter name, `Dictionary<Int32, Utf8>`.
+    pub const METRIC: &str = "metric";
+    /// Resource, `Dictionary<Int32, Utf8>`.
+    pub const RESOURCE_ID: &str = "resource_id";
+    /// Unit, `Dictionary<Int32, Utf8>`.
+    pub const UNIT: &str = "unit";
+    /// Sample type, `Dictionary<Int8, Utf8>`: `gauge`, `delta`, `cumulative`.
+    pub const TYPE: &str = "type";
+    /// Labels, `Map<Utf8, Utf8>`, sorted by key.
+    pub const ATTRIBUTES: &str = "attributes";
+    /// The value, `Float64`.
+    pub const VALUE: &str = "value";
+}
+
+/// Why a batch cannot be converted. Every variant says which row or series
+/// is at fault.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[non_exhaustive]
+pub enum BatchError {
+    /// The per-sample columns of a WIT batch have different lengths.
+    #[error(
+        "columns of unequal length: series-index has {series_index}, timestamps {timestamps}, values {values}"
+    )]
+    LengthMismatch {
+        /// Length of `series-index`.
+        series_index: usize,
+        /// Length of `timestamps`.
+        timestamps: usize,
+        /// Length of `values`.
+        values: usize,
+    },
+    /// A sample refers to a series that is not in the series table.
+    #[error("sample {row}: series index {index} out of range (the batch has {series} series)")]
+    SeriesIndexOutOfRange {
+        /// The sample's row.
+        row: usize,
+        /// The bad index.
+        index: u32,
+        /// Number of series in the table.
+        series: usize,
+    },
+    /// A series lists the same attribute key twice.
+    #[error("series {series} ({metric}): attribute key {key:?} appears twice")]
+    DuplicateAttribute {
+        /// Index of the series in the table.
+        series: usize,
+        /// The series' metric.
+        metric: String,
+        /// The repeated key.
+        key: String,
+    },
+    /// An Arrow batch does not have the sample schema.
+    #[error("column {column:?}: expected {expected}, found {found}")]
+    Schema {
+        /// The column at fault.
+        column: &'static str,
+        /// What the sample schema wants.
+        expected: String,
+        /// What the batch has.
+        found: String,
+    },
+    /// An Arrow batch has a null where the schema forbids it.
+    #[error("column {column:?}, row {row}: null value")]
+    Null {
+        /// The column at fault.
+        column: &'static str,
+        /// The row.
+        row: usize,
+    },
+    /// The `type` column holds something other than gauge/delta/cumulative.
+    #[error("row {row}: unknown sample type {value:?} (expected gauge, delta or cumulative)")]
+    UnknownType {
+        /// The first row with that value.
+        row: usize,
+        /// The value found.
+        value: String,
+    },
+    /// More rows or series than the WIT batch can index (`u32`).
+    #[error("{0} series or rows: more than a batch can hold (u32::MAX)")]
+    TooLarge(usize),
+    /// Arrow refused to build an array (an internal error).
+    #[error("arrow: {0}")]
+    Arrow(#[from] ArrowError),
+}
+
+/// The Arrow schema of a sample batch (see the module docs).
+pub fn schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            let dict = |k: DataType| DataType::Dictionary(Box::new(k), Box::new(DataType::Utf8));
+            Arc::new(Schema::new(vec![
+                Field::new(
+                    columns::TIMESTAMP,
+                    DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+                    false,
+                ),
+                Field::new(columns::METRIC, dict(DataType::Int32), false),
+                Field::new(columns::RESOURCE_ID, dict(DataType::Int32), false),
+                Field::new(columns::UNIT, dict(DataType::Int32), false),
+                Field::new(columns::TYPE, dict(DataType::Int8), false),
+                Field::new(columns::ATTRIBUTES, attributes_type(), false),
+                Field::new(columns::VALUE, DataType::Float64, false),
+            ]))
+        })
+        .clone()
+}
+
+fn map_field_names() -> MapFieldNames {
+    MapFieldNames {
+        entry: "entries".into(),
+        key: "keys".into(),
+        value: "values".into(),
+    }
+}
+
+fn attributes_builder(capacity: usize) -> MapBuilder<StringBuilder, StringBuilder> {
+    MapBuilder::with_capacity(
+        Some(map_field_names()),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        capacity,
+    )
+    .with_values_field(Field::new("values", DataType::Utf8, false))
+}
+
+fn attributes_type() -> DataType {
+    attributes_builder(0).finish().data_type().clone()
+}
+
+/// The text of a sample type in the `type` column.
+pub fn sample_type_name(t: SampleType) -> &'static str {
+    match t {
+        SampleType::Gauge => "gauge",
+        SampleType::Delta => "delta",
+        SampleType::Cumulative => "cumulative",
+    }
+}
+
+/// Parses the text of the `type` column.
+pub fn parse_sample_type(s: &str) -> Option<SampleType> {
+    match s {
+        "gauge" => Some(SampleType::Gauge),
+        "delta" => Some(SampleType::Delta),
+        "cumulative" => Some(SampleType::Cumulative),
+        _ => None,
+    }
+}
+
+/// An empty batch with the sample schema.
+pub fn empty() -> RecordBatch {
+    RecordBatch::new_empty(schema())
+}
+
+/// Converts a WIT batch (e.g. a plugin's output) into an Arrow batch.
+///
+/// Validates what a plugin could get wrong: column lengths, series indices
+/// and duplicate attribute keys. Attributes are sorted by key. Series that
+/// no sample refers to are dropped (they carry no data).
+///
+/// # Errors
+/// [`BatchError::LengthMismatch`], [`BatchError::SeriesIndexOutOfRange`],
+/// [`BatchError::DuplicateAttribute`], [`BatchError::TooLarge`].
+///
+/// # Example
+/// ```
+/// use wasmeter::batch;
+/// use wasmeter::bindings::{SampleType, WitBatch, WitSeries};
+///
+/// let wit = WitBatch {
+///     series: vec![WitSeries {
+///         metric: "cpu.time".into(),
+///         resource_id: "host-1".into(),
+///         unit: "s".into(),
+///         type_: SampleType::Cumulative,
+///         attributes: vec![("mode".into(), "user".into())],
+///     }],
+///     series_index: vec![0, 0],
+///     timestamps: vec![1_000_000_000, 2_000_000_000],
+///     values: vec![1.5, 2.5],
+/// };
+/// let rb = batch::from_wit(wit.clone()).unwrap();
+/// assert_eq!(rb.num_rows(), 2);
+/// assert_eq!(batch::to_wit(&rb).unwrap(), wit);
+/// ```
+pub fn from_wit(batch: WitBatch) -> Result<RecordBatch, BatchError> {
+    let WitBatch {
+        mut series,
+        series_index,
+        timestamps,
+        values,
+    } = batch;
+    let n = series_index.len();
+    if timestamps.len() != n || values.len() != n {
+        return Err(BatchError::LengthMismatch {
+            series_index: n,
+            timestamps: timestamps.len(),
+            values: values.len(),
+        });
+    }
+    if n > u32::MAX as usize || series.len() > i32::MAX as usize {
+        return Err(BatchError::TooLarge(n.max(series.len())));
+    }
+    if let Some((row, &index)) = series_index
+        .iter()
+        .enumerate()
+        .find(|&(_, &i)| i as usize >= series.len())
+    {
+        return Err(BatchError::SeriesIndexOutOfRange {
+            row,
+            index,
+            series: series.len(),
+        });
+    }
+    for (i, s) in series.iter_mut().enumerate() {
+        s.attributes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if let Some(w) = s.attributes.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(BatchError::DuplicateAttribute {
+                series: i,
+                metric: s.metric.clone(),
+                key: w[0].0.clone(),
+            });
+        }
+    }
+
+    // Per-series dictionary keys, with each distinct string stored once.
+    let metric = SeriesColumn::new(series.iter().map(|s| s.metric.as_str()));
+    let resource = SeriesColumn::new(series.iter().map(|s| s.resource_id.as_str()));
+    let unit = SeriesColumn::new(series.iter().map(|s| s.unit.as_str()));
+    let types: Vec<i8> = series.iter().map(|s| s.type_ as i8).collect();
+    let mut attrs = attributes_builder(series.len());
+    for s in &series {
+        for (k, v) in &s.attributes {
+            attrs.keys().append_value(k);
+            attrs.values().append_value(v);
+        }
+        attrs.append(true)?;
+    }
+    let series_attrs = attrs.finish();
+
+    let timestamp = TimestampNanosecondArray::from(timestamps).with_timezone("UTC");
+    let indices = UInt32Array::from(series_index);
+    let attributes = if series_attrs.entries().is_empty() {
+        // No series has attributes: an empty map per row, no gather.
+        empty_maps(n)?
+    } else {
+        arrow::compute::take(&series_attrs, &indices, None)?
+    };
+    let type_values: ArrayRef = Arc::new(StringArray::from(vec!["gauge", "delta", "cumulative"]));
+    let type_keys: Int8Array = indices.values().iter().map(|&i| types[i as usize]).collect();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(timestamp),
+        metric.gather(indices.values())?,
+        resource.gather(indices.values())?,
+        unit.gather(indices.values())?,
+        Arc::new(DictionaryArray::<Int8Type>::try_new(type_keys, type_values)?),
+        attributes,
+        Arc::new(Float64Array::from(values)),
+    ];
+    Ok(RecordBatch::try_new(schema(), columns)?)
+}
+
+fn empty_maps(rows: usize) -> Result<ArrayRef, BatchError> {
+    let mut b = attributes_builder(rows);
+    for _ in 0..rows {
+        b.append(true)?;
+    }
+    Ok(Arc::new(b.finish()))
+}
+
+/// One string column of the series table, dictionary-encoded.
+struct SeriesColumn {
+    /// Per series: key into `values`.
+    keys: Vec<i32>,
+    /// The distinct strings.
+    values: ArrayRef,
+}
+
+impl SeriesColumn {
+    fn new<'a>(strings: impl Iterator<Item = &'a str>) -> Self {
+        let mut seen: HashMap<&str, i32> = HashMap::new();
+        let mut distinct = Vec::new();
+        let keys = strings
+            .map(|s| {
+                *seen.entry(s).or_insert_with(|| {
+                    distinct.push(s);
+                    (distinct.len() - 1) as i32
+                })
+            })
+            .collect();
+        SeriesColumn {
+            keys,
+            values: Arc::new(StringArray::from(distinct)),
+        }
+    }
+
+    /// The per-sample column for samples with these series indices.
+    fn gather(&self, series_index: &[u32]) -> Result<ArrayRef, BatchError> {
+        let keys: Int32Array = series_index
+            .iter()
+            .map(|&i| self.keys[i as usize])
+            .collect();
+        Ok(Arc::new(DictionaryArray::<Int32Type>::try_new(
+            keys,
+            self.values.clone(),
+        )?))
+    }
+}
+
+/// A dictionary column of an Arrow batch with canonical keys: two keys
+/// whose strings are equal map to the same canonical id.
+struct DictColumn<'a> {
+    name: &'static str,
+    canonical: Vec<u32>,
+    strings: Vec<&'a str>,
+    keys: Vec<Option<usize>>,
+}
+
+impl<'a> DictColumn<'a> {
+    fn new(batch: &'a RecordBatch, name: &'static str) -> Result<Self, BatchError> {
+        let col = column(batch, name)?;
+        let (keys, values): (Vec<Option<usize>>, &'a StringArray) = match col.data_type() {
+            DataType::Dictionary(k, v) if **v == DataType::Utf8 && **k == DataType::Int32 => {
+                let d = col.as_dictionary::<Int32Type>();
+                let keys = d.keys().iter().map(|k| k.map(|k| k as usize)).collect();
+                (keys, d.values().as_string::<i32>())
+            }
+            DataType::Dictionary(k, v) if **v == DataType::Utf8 && **k == DataType::Int8 => {
+                let d = col.as_dictionary::<Int8Type>();
+                let keys = d.keys().iter().map(|k| k.map(|k| k as usize)).collect();
+                (keys, d.values().as_string::<i32>())
+            }
+            other => {
+                return Err(BatchError::Schema {
+                    column: name,
+                    expected: "Dictionary<Int32 or Int8, Utf8>".into(),
+                    found: other.to_string(),
+                });
+            }
+        };
+        let mut seen: HashMap<&str, u32> = HashMap::new();
+        let mut strings = Vec::new();
+        let canonical = (0..values.len())
+            .map(|i| {
+                let s = if values.is_null(i) { "" } else { values.value(i) };
+                *seen.entry(s).or_insert_with(|| {
+                    strings.push(s);
+                    (strings.len() - 1) as u32
+                })
+            })
+            .collect();
+        Ok(DictColumn {
+            name,
+            canonical,
+            strings,
+            keys,
+        })
+    }
+
+    /// The canonical id of `row`'s value.
+    fn id(&self, row: usize) -> Result<u32, BatchError> {
+        match self.keys[row] {
+            Some(k) if k < self.canonical.len() => Ok(self.canonical[k]),
+            _ => Err(BatchError::Null {
+                column: self.name,
+                row,
+            }),
+        }
+    }
+}
+
+fn column<'a>(batch: &'a RecordBatch, name: &'static str) -> Result<&'a ArrayRef, BatchError> {
+    batch
+        .column_by_name(name)
+        .ok_or_else(|| BatchError::Schema {
+            column: name,
+            expected: "a column of that name".into(),
+            found: "no such column".into(),
+        })
+}
+
+/// Converts an Arrow batch with the sample schema into a WIT batch for a
+/// plugin. Samples keep their order; series appear in the order of their
+/// first sample.
+///
+/// # Errors
+/// [`BatchError::Schema`] when a column is missing or of the wrong type,
+/// [`BatchError::Null`] for a null in a non-null column,
+/// [`BatchError::UnknownType`] for a bad `type` value.
+pub fn to_wit(batch: &RecordBatch) -> Result<WitBatch, BatchError> {
+    let n = batch.num_rows();
+    if n > u32::MAX as usize {
+        return Err(BatchError::TooLarge(n));
+    }
+    let ts = column(batch, columns::TIMESTAMP)?;
+    let ts = ts
+        .as_primitive_opt::<arrow::datatypes::TimestampNanosecondType>()
+        .ok_or_else(|| BatchError::Schema {
+            column: columns::TIMESTAMP,
+            expected: "Timestamp(ns, \"UTC\")".into(),
+            found: ts.data_type().to_string(),
+        })?;
+    let value = column(batch, columns::VALUE)?;
+    let value = value
+        .as_primitive_opt::<arrow::datatypes::Float64Type>()
+        .ok_or_else(|| BatchError::Schema {
+            column: columns::VALUE,
+            expected: "Float64".into(),
+            found: value.data_type().to_string(),
+        })?;
+    for (name, arr) in [
+        (columns::TIMESTAMP, ts as &dyn Array),
+        (columns::VALUE, value as &dyn Array),
+    ] {
+        if let Some(row) = (0..n).find(|&i| arr.is_null(i)) {
+            return Err(BatchError::Null { column: name, row });
+        }
+    }
+    let attrs_col = column(batch, columns::ATTRIBUTES)?;
+    let attrs: &MapArray = attrs_col.as_map_opt().ok_or_else(|| BatchError::Schema {
+        column: columns::ATTRIBUTES,
+        expected: "Map<Utf8, Utf8>".into(),
+        found: attrs_col.data_type().to_string(),
+    })?;
+    let attr_keys = attrs
+        .keys()
+        .as_string_opt::<i32>()
+        .ok_or_else(|| BatchError::Schema {
+            column: columns::ATTRIBUTES,
+            expected: "Map<Utf8, Utf8>".into(),
+            found: attrs_col.data_type().to_string(),
+        })?;
+    let attr_values =
+        attrs
+            .values()
+            .as_string_opt::<i32>()
+            .ok_or_else(|| BatchError::Schema {
+                column: columns::ATTRIBUTES,
+                expected: "Map<Utf8, Utf8>".into(),
+                found: attrs_col.data_type().to_string(),
+            })?;
+    let offsets = attrs.value_offsets();
+
+    let metric = DictColumn::new(batch, columns::METRIC)?;
+    let resource = DictColumn::new(batch, columns::RESOURCE_ID)?;
+    let unit = DictColumn::new(batch, columns::UNIT)?;
+    let kind = DictColumn::new(batch, columns::TYPE)?;
+    let kinds: Vec<SampleType> = kind
+        .strings
+        .iter()
+        .map(|s| parse_sample_type(s).unwrap_or(SampleType::Gauge))
+        .collect();
+
+    // Series identity: (metric, resource, unit, type) ids plus a hash of the
+    // attributes; equal hashes are confirmed by comparing the attributes.
+    type Key = (u32, u32, u32, u32, u64);
+    let mut lookup: HashMap<Key, Vec<u32>> = HashMap::new();
+    let mut series: Vec<WitSeries> = Vec::new();
+    let mut series_index = Vec::with_capacity(n);
+    let mut last: Option<(Key, usize, u32)> = None;
+    for row in 0..n {
+        let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
+        let hash = if start == end {
+            0
+        } else {
+            let mut h = std::hash::DefaultHasher::new();
+            for e in start..end {
+                attr_keys.value(e).hash(&mut h);
+                attr_values.value(e).hash(&mut h);
+            }
+            h.finish()
+        };
+        let kind_id = kind.id(row)?;
+        let key: Key = (
+            metric.id(row)?,
+            resource.id(row)?,
+            unit.id(row)?,
+            kind_id,
+            hash,
+        );
+        // Fast path: runs of samples of one series.
+        if let Some((k, prev_start, idx)) = last
+            && k == key
+            && same_attrs(attrs, prev_start, row, attr_keys, attr_values)
+        {
+            series_index.push(idx);
+            last = Some((k, row, idx));
+            continue;
+        }
+        let candidates = lookup.entry(key).or_default();
+        let found = candidates
+            .iter()
+            .copied()
+            .find(|&i| attrs_equal(&series[i as usize].attributes, start..end, attr_keys, attr_values));
+        let idx = match found {
+            Some(i) => i,
+            None => {
+                let type_str = kind.strings[kind_id as usize];
+                if parse_sample_type(type_str).is_none() {
+                    return Err(BatchError::UnknownType {
+                        row,
+                        value: type_str.to_owned(),
+                    });
+                }
+                let mut attributes: Vec<(String, String)> = (start..end)
+                    .map(|e| (attr_keys.value(e).to_owned(), attr_values.value(e).to_owned()))
+                    .collect();
+                attributes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                let i = series.len() as u32;
+                series.push(WitSeries {
+                    metric: metric.strings[key.0 as usize].to_owned(),
+                    resource_id: resource.strings[key.1 as usize].to_owned(),
+                    unit: unit.strings[key.2 as usize].to_owned(),
+                    type_: kinds[kind_id as usize],
+                    attributes,
+                });
+                candidates.push(i);
+                i
+            }
+        };
+        series_index.push(idx);
+        last = Some((key, row, idx));
+    }
+    Ok(WitBatch {
+        series,
+        series_index,
+        timestamps: ts.values().to_vec(),
+        values: value.values().to_vec(),
+    })
+}
+
+/// True when rows `a` and `b` of the map column hold the same entries.
+fn same_attrs(
+    attrs: &MapArray,
+    a: usize,
+    b: usize,
+    keys: &StringArray,
+    values: &StringArray,
+) -> bool {
+    let o = attrs.value_offsets();
+    let (a0, a1, b0, b1) = (
+        o[a] as usize,
+        o[a + 1] as usize,
+        o[b] as usize,
+        o[b + 1] as usize,
+    );
+    a1 - a0 == b1 - b0
+        && (0..a1 - a0).all(|i| {
+            keys.value(a0 + i) == keys.value(b0 + i) && values.value(a0 + i) == values.value(b0 + i)
+        })
+}
+
+/// True when a series' (sorted) attributes equal the map entries `range`.
+fn attrs_equal(
+    series: &[(String, String)],
+    range: std::ops::Range<usize>,
+    keys: &StringArray,
+    values: &StringArray,
+) -> bool {
+    if series.len() != range.len() {
+        return false;
+    }
+    // Map entries may be unsorted in foreign batches: compare as sets.
+    range.clone().all(|e| {
+        let (k, v) = (keys.value(e), values.value(e));
+        series
+            .binary_search_by(|(sk, _)| sk.as_str().cmp(k))
+            .is_ok_and(|i| series[i].1 == v)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(metric: &str, resource: &str, attrs: &[(&str, &str)]) -> WitSeries {
+        WitSeries {
+            metric: metric.into(),
+            resource_id: resource.into(),
+            unit: "B".into(),
+            type_: SampleType::Gauge,
+            attributes: attrs
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect(),
+        }
+    }
+
+    fn assert_bit_exact(a: &WitBatch, b: &WitBatch) {
+        assert_eq!(a.series, b.series);
+        assert_eq!(a.series_index, b.series_index);
+        assert_eq!(a.timestamps, b.timestamps);
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&a.values), bits(&b.values));
+    }
+
+    fn round_trip(wit: WitBatch) {
+        let rb = from_wit(wit.clone()).unwrap();
+        assert_eq!(rb.schema(), schema());
+        assert_eq!(rb.num_rows(), wit.values.len());
+        let back = to_wit(&rb).unwrap();
+        assert_bit_exact(&wit, &back);
+        // And Arrow -> WIT -> Arrow gives the same rows.
+        let again = from_wit(back).unwrap();
+        assert_eq!(again, rb);
+    }
+
+    #[test]
+    fn empty_batch() {
+        round_trip(WitBatch {
+            series: vec![],
+            series_index: vec![],
+            timestamps: vec![],
+            values: vec![],
+        });
+        assert_eq!(to_wit(&empty()).unwrap().values.len(), 0);
+    }
+
+    #[test]
+    fn unicode_names_and_labels() {
+        round_trip(WitBatch {
+            series: vec![
+                series("température.°C", "hôte-1", &[("région", "Île-de-France"), ("名前", "値")]),
+                series("cpu.time", "🖥️-42", &[]),
+                series("température.°C", "hôte-1", &[("région", "Zürich")]),
+            ],
+            series_index: vec![0, 1, 2, 0, 2],
+            timestamps: vec![1, 2, 3, 4, 5],
+            values: vec![1.0, 2.0, 3.0, 4.0, 5.0],
+        });
+    }
+
+    #[test]
+    fn special_floats_are_bit_exact() {
+        let payload_nan = f64::from_bits(0x7ff8_dead_beef_0001);
+        round_trip(WitBatch {
+            series: vec![series("m", "r", &[])],
+            series_index: vec![0; 6],
+            timestamps: vec![0; 6],
+            values: vec![f64::NAN, payload_nan, f64::INFINITY, f64::NEG_INFINITY, -0.0, 0.0],
+        });
+    }
+
+    #[test]
+    fn extreme_timestamps() {
+        round_trip(WitBatch {
+            series: vec![series("m", "r", &[("k", "v")])],
+            series_index: vec![0, 0, 0],
+            timestamps: vec![i64::MIN, 0, i64::MAX],
+            values: vec![1.0, 2.0, 3.0],
+        });
+    }
+
+    #[test]
+    fn one_million_rows() {
+        let n = 1_000_000usize;
+        let series: Vec<WitSeries> = (0..1000)
+            .map(|i| series(&format!("m{}", i % 10), &format!("host-{i}"), &[("i", &i.to_string())]))
+            .collect();
+        let wit = WitBatch {
+            series,
+            series_index: (0..n).map(|i| (i % 1000) as u32).collect(),
+            timestamps: (0..n as i64).map(|i| i * 1_000_000_007).collect(),
+            values: (0..n).map(|i| i as f64 * 0.5).collect(),
+        };
+        round_trip(wit);
+    }
+
+    #[test]
+    fn attributes_are_sorted_on_the_way_in() {
+        let wit = WitBatch {
+            series: vec![series("m", "r", &[("z", "1"), ("a", "2")])],
+            series_index: vec![0],
+            timestamps: vec![0],
+            values: vec![0.0],
+        };
+        let back = to_wit(&from_wit(wit).unwrap()).unwrap();
+        assert_eq!(
+            back.series[0].attributes,
+            vec![("a".to_string(), "2".to_string()), ("z".to_string(), "1".to_string())]
+        );
+    }
+
+    #[test]
+    fn malformed_plugin_output_is_refused() {
+        let bad_len = WitBatch {
+            series: vec![series("m", "r", &[])],
+            series_index: vec![0, 0],
+            timestamps: vec![0],
+            values: vec![0.0, 1.0],
+        };
+        assert_eq!(
+            from_wit(bad_len).unwrap_err(),
+            BatchError::LengthMismatch {
+                series_index: 2,
+                timestamps: 1,
+                values: 2
+            }
+        );
+        let bad_index = WitBatch {
+            series: vec![series("m", "r", &[])],
+            series_index: vec![0, 3],
+            timestamps: vec![0, 0],
+            values: vec![0.0, 1.0],
+        };
+        assert_eq!(
+            from_wit(bad_index).unwrap_err().to_string(),
+            "sample 1: series index 3 out of range (the batch has 1 series)"
+        );
+        let dup = WitBatch {
+            series: vec![series("m", "r", &[("k", "1"), ("k", "2")])],
+            series_index: vec![0],
+            timestamps: vec![0],
+            values: vec![0.0],
+        };
+        assert!(matches!(
+            from_wit(dup).unwrap_err(),
+            BatchError::DuplicateAttribute { series: 0, .. }
+        ));
+    }
+
+    #[test]
+    fn duplicate_dictionary_values_are_one_series() {
+        // Two dictionary keys with the same string must not split a series.
+        let wit = WitBatch {
+            series: vec![series("m", "r", &[])],
+            series_index: vec![0, 0],
+            timestamps: vec![1, 2],
+            values: vec![1.0, 2.0],
+        };
+        let rb = from_wit(wit).unwrap();
+        let doubled = arrow::compute::concat_batches(&schema(), &[rb.clone(), rb]).unwrap();
+        let back = to_wit(&doubled).unwrap();
+        assert_eq!(back.series.len(), 1);
+        assert_eq!(back.series_index, vec![0, 0, 0, 0]);
+    }
+}

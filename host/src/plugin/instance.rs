@@ -1,0 +1,216 @@
+//! Running plugin instances: one `Store` each, limits applied per call.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use wasmtime::Store;
+
+use super::host::HostState;
+use super::{EPOCH_TICK, Grants, Limits, Plugin, PluginError, PluginErrorKind, World};
+use crate::batch;
+use crate::bindings::{collector, transformer};
+
+/// Counters of one instance's calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallStats {
+    /// Calls made (init excluded).
+    pub calls: u64,
+    /// Calls that failed.
+    pub errors: u64,
+    /// Time spent inside the plugin.
+    pub busy: Duration,
+    /// Largest linear memory seen, in bytes.
+    pub peak_memory_bytes: usize,
+}
+
+/// A store with the sandbox and limits of one instance.
+struct Sandbox {
+    name: String,
+    store: Store<HostState>,
+    limits: Limits,
+    stats: CallStats,
+}
+
+impl Sandbox {
+    fn new(plugin: &Plugin, name: &str, grants: &Grants, limits: Limits) -> Result<Self, PluginError> {
+        let state = HostState::new(name, grants, &limits)?;
+        let mut store = Store::new(plugin.pre.engine(), state);
+        store.limiter(|s| &mut s.limiter);
+        store.epoch_deadline_trap();
+        Ok(Sandbox {
+            name: name.to_owned(),
+            store,
+            limits,
+            stats: CallStats::default(),
+        })
+    }
+
+    /// Runs `f` under the call deadline; classifies a failure.
+    fn call<R>(
+        &mut self,
+        f: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<R>,
+    ) -> Result<R, PluginError> {
+        let ticks = (self.limits.call_timeout.as_nanos() / EPOCH_TICK.as_nanos()).max(1) as u64;
+        self.store.set_epoch_deadline(ticks);
+        self.store.data_mut().limiter.denied = false;
+        let start = Instant::now();
+        let result = f(&mut self.store);
+        self.stats.calls += 1;
+        self.stats.busy += start.elapsed();
+        let limiter = &self.store.data().limiter;
+        self.stats.peak_memory_bytes = self.stats.peak_memory_bytes.max(limiter.peak_bytes);
+        result.map_err(|e| {
+            self.stats.errors += 1;
+            PluginError::from_call(&self.name, e, limiter.denied)
+        })
+    }
+
+    fn fail(&mut self, e: PluginError) -> PluginError {
+        self.stats.errors += 1;
+        e
+    }
+}
+
+/// A running transformer instance.
+pub struct Transformer {
+    plugin: Arc<Plugin>,
+    sandbox: Sandbox,
+    bindings: transformer::Transformer,
+}
+
+impl Transformer {
+    /// Instantiates `plugin` (which must be a transformer) as stage `name`
+    /// and calls its `init` with `settings`.
+    ///
+    /// # Errors
+    /// `Load` for a plugin of another world; the guest's own error from
+    /// `init` (usually `InvalidSettings`); `Trap`, `Deadline`, `Memory`.
+    pub fn new(
+        plugin: Arc<Plugin>,
+        name: &str,
+        settings: &[(String, String)],
+        grants: &Grants,
+        limits: Limits,
+    ) -> Result<Self, PluginError> {
+        plugin.expect_world(World::Transformer)?;
+        let mut sandbox = Sandbox::new(&plugin, name, grants, limits)?;
+        let pre = transformer::TransformerPre::new(plugin.pre.clone())
+            .map_err(|e| PluginError::load(name, format!("{e:#}")))?;
+        let bindings = sandbox.call(|s| pre.instantiate(s))?;
+        let settings = settings.to_vec();
+        sandbox
+            .call(|s| bindings.call_init(s, &settings))?
+            .map_err(|e| PluginError::from_guest(name, e))?;
+        sandbox.stats = CallStats::default();
+        Ok(Transformer {
+            plugin,
+            sandbox,
+            bindings,
+        })
+    }
+
+    /// Transforms one Arrow sample batch (one Wasm call).
+    ///
+    /// # Errors
+    /// `InvalidInput` (or another guest kind) when the plugin refuses the
+    /// batch; `Trap`, `Deadline`, `Memory`; `BadOutput` for a malformed
+    /// result; `Internal` when the input does not have the sample schema.
+    pub fn transform(&mut self, input: &RecordBatch) -> Result<RecordBatch, PluginError> {
+        let wit = batch::to_wit(input).map_err(|e| {
+            PluginError::new(&self.sandbox.name, PluginErrorKind::Internal, format!("input batch: {e}"))
+        })?;
+        let bindings = &self.bindings;
+        let out = self
+            .sandbox
+            .call(|s| bindings.call_transform(s, &wit))?
+            .map_err(|e| PluginError::from_guest(&self.sandbox.name, e));
+        let out = match out {
+            Ok(out) => out,
+            Err(e) => return Err(self.sandbox.fail(e)),
+        };
+        batch::from_wit(out).map_err(|e| {
+            let e = PluginError::bad_output(&self.sandbox.name, e);
+            self.sandbox.fail(e)
+        })
+    }
+
+    /// Counters of this instance.
+    pub fn stats(&self) -> CallStats {
+        self.sandbox.stats
+    }
+
+    /// The plugin this instance runs.
+    pub fn plugin(&self) -> &Arc<Plugin> {
+        &self.plugin
+    }
+}
+
+/// A running collector instance.
+pub struct Collector {
+    plugin: Arc<Plugin>,
+    sandbox: Sandbox,
+    bindings: collector::Collector,
+}
+
+impl Collector {
+    /// Instantiates `plugin` (which must be a collector) as stage `name`
+    /// and calls its `init` with `settings`.
+    ///
+    /// # Errors
+    /// As [`Transformer::new`].
+    pub fn new(
+        plugin: Arc<Plugin>,
+        name: &str,
+        settings: &[(String, String)],
+        grants: &Grants,
+        limits: Limits,
+    ) -> Result<Self, PluginError> {
+        plugin.expect_world(World::Collector)?;
+        let mut sandbox = Sandbox::new(&plugin, name, grants, limits)?;
+        let pre = collector::CollectorPre::new(plugin.pre.clone())
+            .map_err(|e| PluginError::load(name, format!("{e:#}")))?;
+        let bindings = sandbox.call(|s| pre.instantiate(s))?;
+        let settings = settings.to_vec();
+        sandbox
+            .call(|s| bindings.call_init(s, &settings))?
+            .map_err(|e| PluginError::from_guest(name, e))?;
+        sandbox.stats = CallStats::default();
+        Ok(Collector {
+            plugin,
+            sandbox,
+            bindings,
+        })
+    }
+
+    /// Collects one batch; `now_ns` is the tick time, ns since the Unix
+    /// epoch, UTC.
+    ///
+    /// # Errors
+    /// As [`Transformer::transform`].
+    pub fn collect(&mut self, now_ns: i64) -> Result<RecordBatch, PluginError> {
+        let bindings = &self.bindings;
+        let out = self
+            .sandbox
+            .call(|s| bindings.call_collect(s, now_ns))?
+            .map_err(|e| PluginError::from_guest(&self.sandbox.name, e));
+        let out = match out {
+            Ok(out) => out,
+            Err(e) => return Err(self.sandbox.fail(e)),
+        };
+        batch::from_wit(out).map_err(|e| {
+            let e = PluginError::bad_output(&self.sandbox.name, e);
+            self.sandbox.fail(e)
+        })
+    }
+
+    /// Counters of this instance.
+    pub fn stats(&self) -> CallStats {
+        self.sandbox.stats
+    }
+
+    /// The plugin this instance runs.
+    pub fn plugin(&self) -> &Arc<Plugin> {
+        &self.plugin
+    }
+}

@@ -1,0 +1,131 @@
+//! Builds every Rust plugin crate under `plugins/` for `wasm32-wasip2` with a
+//! nested `cargo build` in its own target dir (`target/wasm-plugins`), checks
+//! that each output is a valid WebAssembly component, and writes
+//! `$OUT_DIR/plugins.rs` with one [`Plugin`] constant per plugin.
+//!
+//! A plugin crate is a `plugins/<name>/Cargo.toml` whose package is named
+//! `wasmeter-plugin-<name>`.
+
+use std::env;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
+    let plugins_dir = manifest_dir.parent().unwrap().to_path_buf();
+    let root = plugins_dir.parent().unwrap().to_path_buf();
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap());
+
+    for dep in ["wit", "guest-sdk", "Cargo.lock", "Cargo.toml"] {
+        println!("cargo:rerun-if-changed={}", root.join(dep).display());
+    }
+    println!("cargo:rerun-if-changed={}", plugins_dir.display());
+
+    let plugins = discover(&plugins_dir);
+    let target_dir = root.join("target").join("wasm-plugins");
+
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&root)
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
+        .arg(&target_dir);
+    for (_, package) in &plugins {
+        cmd.arg("-p").arg(package);
+    }
+    // The outer build's flags and lint wrappers are for the host target.
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+    ] {
+        cmd.env_remove(var);
+    }
+    // Keep the name section (function names in trap backtraces), drop DWARF.
+    cmd.env("CARGO_PROFILE_RELEASE_DEBUG", "false")
+        .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo");
+    let status = cmd
+        .status()
+        .expect("cannot run cargo to build the wasmeter plugins");
+    assert!(
+        status.success(),
+        "building the plugins for wasm32-wasip2 failed ({status}); is the wasm32-wasip2 target installed? (rust-toolchain.toml lists it)"
+    );
+
+    let mut generated = String::new();
+    let mut names = Vec::new();
+    for (name, package) in &plugins {
+        let wasm = target_dir
+            .join("wasm32-wasip2/release")
+            .join(format!("{}.wasm", package.replace('-', "_")));
+        let bytes = fs::read(&wasm)
+            .unwrap_or_else(|e| panic!("plugin {name}: cannot read {}: {e}", wasm.display()));
+        validate(name, &bytes);
+        let ident = name.to_uppercase().replace('-', "_");
+        writeln!(
+            generated,
+            "/// The `{name}` plugin (`plugins/{name}`), built for wasm32-wasip2.\n\
+             pub const {ident}: Plugin = Plugin {{ name: {name:?}, path: {path:?}, bytes: include_bytes!({path:?}) }};",
+            path = wasm.display().to_string(),
+        )
+        .unwrap();
+        names.push((name.clone(), ident));
+    }
+    writeln!(generated, "/// Every standard plugin, sorted by name.").unwrap();
+    writeln!(
+        generated,
+        "pub const ALL: &[Plugin] = &[{}];",
+        names
+            .iter()
+            .map(|(_, i)| i.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+    .unwrap();
+    writeln!(
+        generated,
+        "/// Calls `$mac!(ident)` once per standard plugin (ident in snake case).\n\
+         #[macro_export]\nmacro_rules! foreach_plugin {{\n    ($mac:ident) => {{"
+    )
+    .unwrap();
+    for (name, _) in &names {
+        writeln!(generated, "        $mac!({});", name.replace('-', "_")).unwrap();
+    }
+    writeln!(generated, "    }};\n}}").unwrap();
+    fs::write(out_dir.join("plugins.rs"), generated).unwrap();
+}
+
+/// `(name, package)` for every plugin crate, sorted by name.
+fn discover(plugins_dir: &Path) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(plugins_dir).unwrap() {
+        let dir = entry.unwrap().path();
+        let manifest = dir.join("Cargo.toml");
+        let Ok(text) = fs::read_to_string(&manifest) else {
+            continue;
+        };
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let package = format!("wasmeter-plugin-{name}");
+        if text.contains(&format!("name = \"{package}\"")) {
+            found.push((name, package));
+        }
+    }
+    found.sort();
+    assert!(!found.is_empty(), "no plugin crates under {}", plugins_dir.display());
+    found
+}
+
+/// Panics unless `bytes` is a valid component (not a core module).
+fn validate(name: &str, bytes: &[u8]) {
+    assert!(
+        wasmparser::Parser::is_component(bytes),
+        "plugin {name}: the build output is not a WebAssembly component"
+    );
+    let mut validator = wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all());
+    if let Err(e) = validator.validate_all(bytes) {
+        panic!("plugin {name}: the built component does not validate: {e}");
+    }
+}
