@@ -191,7 +191,10 @@ mod tests {
             batch.series[0].attributes,
             vec![("a".into(), "2".into()), ("z".into(), "1".into())]
         );
-        let samples: Vec<_> = batch.samples().map(|s| (s.series_index, s.timestamp)).collect();
+        let samples: Vec<_> = batch
+            .samples()
+            .map(|s| (s.series_index, s.timestamp))
+            .collect();
         assert_eq!(samples, vec![(0, 10), (1, 20)]);
         assert!(batch.samples().nth(1).unwrap().value.is_nan());
     }

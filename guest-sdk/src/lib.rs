@@ -249,7 +249,6 @@ impl Error {
     }
 }
 
-
 /// A pollster: produces samples on its collector's interval.
 pub trait Collector: Sized + 'static {
     /// Builds the plugin from its settings. Called once per instance.
@@ -365,8 +364,11 @@ macro_rules! export_collector {
                 $crate::__private::Slot::new();
             struct __WasmeterExport;
             impl $crate::bindings::collector::Guest for __WasmeterExport {
-                fn init(settings: ::std::vec::Vec<(::std::string::String, ::std::string::String)>) -> ::std::result::Result<(), $crate::Error> {
-                    let plugin = <$plugin as $crate::Collector>::init($crate::Settings::from(settings))?;
+                fn init(
+                    settings: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
+                ) -> ::std::result::Result<(), $crate::Error> {
+                    let plugin =
+                        <$plugin as $crate::Collector>::init($crate::Settings::from(settings))?;
                     __WASMETER_PLUGIN.set(plugin);
                     Ok(())
                 }
@@ -389,13 +391,19 @@ macro_rules! export_transformer {
                 $crate::__private::Slot::new();
             struct __WasmeterExport;
             impl $crate::bindings::transformer::Guest for __WasmeterExport {
-                fn init(settings: ::std::vec::Vec<(::std::string::String, ::std::string::String)>) -> ::std::result::Result<(), $crate::Error> {
-                    let plugin = <$plugin as $crate::Transformer>::init($crate::Settings::from(settings))?;
+                fn init(
+                    settings: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
+                ) -> ::std::result::Result<(), $crate::Error> {
+                    let plugin =
+                        <$plugin as $crate::Transformer>::init($crate::Settings::from(settings))?;
                     __WASMETER_PLUGIN.set(plugin);
                     Ok(())
                 }
-                fn transform(input: $crate::Batch) -> ::std::result::Result<$crate::Batch, $crate::Error> {
-                    __WASMETER_PLUGIN.with(|p| <$plugin as $crate::Transformer>::transform(p, input))
+                fn transform(
+                    input: $crate::Batch,
+                ) -> ::std::result::Result<$crate::Batch, $crate::Error> {
+                    __WASMETER_PLUGIN
+                        .with(|p| <$plugin as $crate::Transformer>::transform(p, input))
                 }
             }
             $crate::bindings::transformer::export!(__WasmeterExport);

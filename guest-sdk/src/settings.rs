@@ -105,7 +105,10 @@ mod tests {
         assert_eq!(s.get("unit"), Some("ms"));
         let e = s.f64("unit").unwrap_err();
         assert_eq!(e.message, "setting `unit`: expected a number, got \"ms\"");
-        assert_eq!(s.require("nope").unwrap_err().message, "missing setting `nope`");
+        assert_eq!(
+            s.require("nope").unwrap_err().message,
+            "missing setting `nope`"
+        );
         assert_eq!(s.f64_or("offset", 0.5).unwrap(), 0.5);
     }
 }

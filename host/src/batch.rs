@@ -132,7 +132,13 @@ pub enum BatchError {
     TooLarge(usize),
     /// Arrow refused to build an array (an internal error).
     #[error("arrow: {0}")]
-    Arrow(#[from] ArrowError),
+    Arrow(String),
+}
+
+impl From<ArrowError> for BatchError {
+    fn from(e: ArrowError) -> Self {
+        BatchError::Arrow(e.to_string())
+    }
 }
 
 /// The Arrow schema of a sample batch (see the module docs).
@@ -299,13 +305,20 @@ pub fn from_wit(batch: WitBatch) -> Result<RecordBatch, BatchError> {
         arrow::compute::take(&series_attrs, &indices, None)?
     };
     let type_values: ArrayRef = Arc::new(StringArray::from(vec!["gauge", "delta", "cumulative"]));
-    let type_keys: Int8Array = indices.values().iter().map(|&i| types[i as usize]).collect();
+    let type_keys: Int8Array = indices
+        .values()
+        .iter()
+        .map(|&i| types[i as usize])
+        .collect();
     let columns: Vec<ArrayRef> = vec![
         Arc::new(timestamp),
         metric.gather(indices.values())?,
         resource.gather(indices.values())?,
         unit.gather(indices.values())?,
-        Arc::new(DictionaryArray::<Int8Type>::try_new(type_keys, type_values)?),
+        Arc::new(DictionaryArray::<Int8Type>::try_new(
+            type_keys,
+            type_values,
+        )?),
         attributes,
         Arc::new(Float64Array::from(values)),
     ];
@@ -394,7 +407,11 @@ impl<'a> DictColumn<'a> {
         let mut strings = Vec::new();
         let canonical = (0..values.len())
             .map(|i| {
-                let s = if values.is_null(i) { "" } else { values.value(i) };
+                let s = if values.is_null(i) {
+                    ""
+                } else {
+                    values.value(i)
+                };
                 *seen.entry(s).or_insert_with(|| {
                     strings.push(s);
                     (strings.len() - 1) as u32
@@ -482,15 +499,14 @@ pub fn to_wit(batch: &RecordBatch) -> Result<WitBatch, BatchError> {
             expected: "Map<Utf8, Utf8>".into(),
             found: attrs_col.data_type().to_string(),
         })?;
-    let attr_values =
-        attrs
-            .values()
-            .as_string_opt::<i32>()
-            .ok_or_else(|| BatchError::Schema {
-                column: columns::ATTRIBUTES,
-                expected: "Map<Utf8, Utf8>".into(),
-                found: attrs_col.data_type().to_string(),
-            })?;
+    let attr_values = attrs
+        .values()
+        .as_string_opt::<i32>()
+        .ok_or_else(|| BatchError::Schema {
+            column: columns::ATTRIBUTES,
+            expected: "Map<Utf8, Utf8>".into(),
+            found: attrs_col.data_type().to_string(),
+        })?;
     let offsets = attrs.value_offsets();
 
     let metric = DictColumn::new(batch, columns::METRIC)?;
@@ -540,10 +556,14 @@ pub fn to_wit(batch: &RecordBatch) -> Result<WitBatch, BatchError> {
             continue;
         }
         let candidates = lookup.entry(key).or_default();
-        let found = candidates
-            .iter()
-            .copied()
-            .find(|&i| attrs_equal(&series[i as usize].attributes, start..end, attr_keys, attr_values));
+        let found = candidates.iter().copied().find(|&i| {
+            attrs_equal(
+                &series[i as usize].attributes,
+                start..end,
+                attr_keys,
+                attr_values,
+            )
+        });
         let idx = match found {
             Some(i) => i,
             None => {
@@ -555,7 +575,12 @@ pub fn to_wit(batch: &RecordBatch) -> Result<WitBatch, BatchError> {
                     });
                 }
                 let mut attributes: Vec<(String, String)> = (start..end)
-                    .map(|e| (attr_keys.value(e).to_owned(), attr_values.value(e).to_owned()))
+                    .map(|e| {
+                        (
+                            attr_keys.value(e).to_owned(),
+                            attr_values.value(e).to_owned(),
+                        )
+                    })
                     .collect();
                 attributes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
                 let i = series.len() as u32;
@@ -672,7 +697,11 @@ mod tests {
     fn unicode_names_and_labels() {
         round_trip(WitBatch {
             series: vec![
-                series("température.°C", "hôte-1", &[("région", "Île-de-France"), ("名前", "値")]),
+                series(
+                    "température.°C",
+                    "hôte-1",
+                    &[("région", "Île-de-France"), ("名前", "値")],
+                ),
                 series("cpu.time", "🖥️-42", &[]),
                 series("température.°C", "hôte-1", &[("région", "Zürich")]),
             ],
@@ -689,7 +718,14 @@ mod tests {
             series: vec![series("m", "r", &[])],
             series_index: vec![0; 6],
             timestamps: vec![0; 6],
-            values: vec![f64::NAN, payload_nan, f64::INFINITY, f64::NEG_INFINITY, -0.0, 0.0],
+            values: vec![
+                f64::NAN,
+                payload_nan,
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+                -0.0,
+                0.0,
+            ],
         });
     }
 
@@ -707,7 +743,13 @@ mod tests {
     fn one_million_rows() {
         let n = 1_000_000usize;
         let series: Vec<WitSeries> = (0..1000)
-            .map(|i| series(&format!("m{}", i % 10), &format!("host-{i}"), &[("i", &i.to_string())]))
+            .map(|i| {
+                series(
+                    &format!("m{}", i % 10),
+                    &format!("host-{i}"),
+                    &[("i", &i.to_string())],
+                )
+            })
             .collect();
         let wit = WitBatch {
             series,
@@ -729,7 +771,10 @@ mod tests {
         let back = to_wit(&from_wit(wit).unwrap()).unwrap();
         assert_eq!(
             back.series[0].attributes,
-            vec![("a".to_string(), "2".to_string()), ("z".to_string(), "1".to_string())]
+            vec![
+                ("a".to_string(), "2".to_string()),
+                ("z".to_string(), "1".to_string())
+            ]
         );
     }
 

@@ -11,6 +11,7 @@ pub mod common {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "common",
+        additional_derives: [PartialEq],
     });
 }
 
@@ -43,6 +44,7 @@ pub mod alarm_rule {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "alarm-rule",
+        additional_derives: [PartialEq],
         with: {
             "wasmeter:plugin/types": crate::bindings::common::wasmeter::plugin::types,
             "wasmeter:plugin/log": crate::bindings::common::wasmeter::plugin::log,

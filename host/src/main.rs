@@ -1,1 +1,5 @@
-fn main(){}
+//! The `wasmeter` binary: see `wasmeter --help`.
+
+fn main() -> std::process::ExitCode {
+    wasmeter::cli::main()
+}

@@ -29,7 +29,13 @@ fn main() {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&root)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
         .arg(&target_dir);
     for (_, package) in &plugins {
         cmd.arg("-p").arg(package);
@@ -114,7 +120,11 @@ fn discover(plugins_dir: &Path) -> Vec<(String, String)> {
         }
     }
     found.sort();
-    assert!(!found.is_empty(), "no plugin crates under {}", plugins_dir.display());
+    assert!(
+        !found.is_empty(),
+        "no plugin crates under {}",
+        plugins_dir.display()
+    );
     found
 }
 

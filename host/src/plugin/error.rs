@@ -71,7 +71,11 @@ pub struct PluginError {
 
 impl PluginError {
     /// An error of `kind` for `plugin`.
-    pub fn new(plugin: impl Into<String>, kind: PluginErrorKind, message: impl Into<String>) -> Self {
+    pub fn new(
+        plugin: impl Into<String>,
+        kind: PluginErrorKind,
+        message: impl Into<String>,
+    ) -> Self {
         PluginError {
             plugin: plugin.into(),
             kind,
@@ -84,7 +88,11 @@ impl PluginError {
     }
 
     pub(crate) fn internal(what: &str, e: wasmtime::Error) -> Self {
-        Self::new("wasmeter", PluginErrorKind::Internal, format!("{what}: {e:#}"))
+        Self::new(
+            "wasmeter",
+            PluginErrorKind::Internal,
+            format!("{what}: {e:#}"),
+        )
     }
 
     /// An error the guest returned through the contract's `error` record.

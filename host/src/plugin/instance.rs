@@ -33,7 +33,12 @@ struct Sandbox {
 }
 
 impl Sandbox {
-    fn new(plugin: &Plugin, name: &str, grants: &Grants, limits: Limits) -> Result<Self, PluginError> {
+    fn new(
+        plugin: &Plugin,
+        name: &str,
+        grants: &Grants,
+        limits: Limits,
+    ) -> Result<Self, PluginError> {
         let state = HostState::new(name, grants, &limits)?;
         let mut store = Store::new(plugin.pre.engine(), state);
         store.limiter(|s| &mut s.limiter);
@@ -118,7 +123,11 @@ impl Transformer {
     /// result; `Internal` when the input does not have the sample schema.
     pub fn transform(&mut self, input: &RecordBatch) -> Result<RecordBatch, PluginError> {
         let wit = batch::to_wit(input).map_err(|e| {
-            PluginError::new(&self.sandbox.name, PluginErrorKind::Internal, format!("input batch: {e}"))
+            PluginError::new(
+                &self.sandbox.name,
+                PluginErrorKind::Internal,
+                format!("input batch: {e}"),
+            )
         })?;
         let bindings = &self.bindings;
         let out = self

@@ -14,7 +14,7 @@ pub const CONTRACT_VERSION: &str = "0.1.0";
 const PACKAGE: &str = "wasmeter:plugin/";
 
 /// Where a plugin's component comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum PluginSource {
     /// A `.wasm` component file.
     File(PathBuf),
@@ -40,7 +40,10 @@ impl PluginSource {
     pub fn read(&self) -> Result<Vec<u8>, PluginError> {
         match self {
             PluginSource::File(path) => std::fs::read(path).map_err(|e| {
-                PluginError::load(path.display().to_string(), format!("cannot read the file: {e}"))
+                PluginError::load(
+                    path.display().to_string(),
+                    format!("cannot read the file: {e}"),
+                )
             }),
             PluginSource::Builtin(name) => wasmeter_plugins::get(name)
                 .map(|p| p.bytes.to_vec())
@@ -139,7 +142,10 @@ impl Plugin {
     /// As [`Plugin::load`].
     pub fn from_bytes(runtime: &Runtime, name: &str, bytes: &[u8]) -> Result<Self, PluginError> {
         if !bytes.starts_with(b"\0asm") {
-            return Err(PluginError::load(name, "not a WebAssembly file (no \\0asm header)"));
+            return Err(PluginError::load(
+                name,
+                "not a WebAssembly file (no \\0asm header)",
+            ));
         }
         if wasmparser::Parser::is_core_wasm(bytes) {
             return Err(PluginError::load(
@@ -186,11 +192,17 @@ impl Plugin {
         if !exports.iter().any(|e| e == "init") {
             return Err(PluginError::load(
                 name,
-                format!("the {world} world needs an `init` export (it exports: {})", list(&exports)),
+                format!(
+                    "the {world} world needs an `init` export (it exports: {})",
+                    list(&exports)
+                ),
             ));
         }
         let pre = runtime.linker().instantiate_pre(&component).map_err(|e| {
-            PluginError::load(name, format!("imports something the host does not provide: {e:#}"))
+            PluginError::load(
+                name,
+                format!("imports something the host does not provide: {e:#}"),
+            )
         })?;
         Ok(Plugin {
             name: name.to_owned(),
@@ -296,7 +308,13 @@ mod tests {
         assert!(compatible("1.4.0", "1.0.0"));
         assert!(!compatible("garbage", "0.1.0"));
         assert_eq!(
-            contract_version(&["wasi:io/streams@0.2.0".into(), "wasmeter:plugin/log@0.3.1".into()], &[]),
+            contract_version(
+                &[
+                    "wasi:io/streams@0.2.0".into(),
+                    "wasmeter:plugin/log@0.3.1".into()
+                ],
+                &[]
+            ),
             Some("0.3.1".into())
         );
     }

@@ -105,7 +105,10 @@ impl Collector for Procfs {
     fn init(settings: Settings) -> Result<Self, Error> {
         Ok(Procfs {
             root: PathBuf::from(settings.get("root").unwrap_or("/proc")),
-            resource_id: settings.get("resource_id").unwrap_or("localhost").to_owned(),
+            resource_id: settings
+                .get("resource_id")
+                .unwrap_or("localhost")
+                .to_owned(),
         })
     }
 
@@ -154,6 +157,10 @@ mod tests {
                 ("memory.free", 440000.0 * 1024.0),
             ]
         );
-        assert!(batch.samples().all(|s| s.timestamp == 7 && s.series.resource_id == "h1"));
+        assert!(
+            batch
+                .samples()
+                .all(|s| s.timestamp == 7 && s.series.resource_id == "h1")
+        );
     }
 }

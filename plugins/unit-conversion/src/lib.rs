@@ -35,7 +35,15 @@ impl Transformer for UnitConversion {
 
     fn transform(&mut self, mut batch: Batch) -> Result<Batch, Error> {
         let (scale, offset) = (self.scale, self.offset);
-        batch.values.iter_mut().for_each(|v| *v = *v * scale + offset);
+        if offset == 0.0 {
+            // `x + 0.0` would turn -0.0 into +0.0: keep the sign bit.
+            batch.values.iter_mut().for_each(|v| *v *= scale);
+        } else {
+            batch
+                .values
+                .iter_mut()
+                .for_each(|v| *v = *v * scale + offset);
+        }
         for series in &mut batch.series {
             if let Some(unit) = &self.unit {
                 series.unit.clone_from(unit);

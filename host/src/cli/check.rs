@@ -1,0 +1,63 @@
+//! `wasmeter check CONFIG`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+
+use super::Failure;
+use crate::config::PipelineConfig;
+use crate::plugin::{Plugin, Runtime, World};
+
+/// Arguments of `wasmeter check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The pipeline config file (TOML).
+    pub config: PathBuf,
+}
+
+/// Validates the config and loads every plugin it names, checking each
+/// plugin's world. Exit 0 when valid, 2 with every problem otherwise.
+pub fn check(args: CheckArgs) -> Result<(), Failure> {
+    let config = load_and_check(&args.config)?;
+    println!(
+        "{}: ok ({} collectors, {} transformers)",
+        args.config.display(),
+        config.collectors.len(),
+        config.transformers.len()
+    );
+    Ok(())
+}
+
+/// Parses and validates `path` and loads its plugins, so that `run` and
+/// `check` refuse the same things with the same output.
+pub(super) fn load_and_check(path: &std::path::Path) -> Result<PipelineConfig, Failure> {
+    let config = PipelineConfig::load(path).map_err(|e| Failure::Usage(e.to_string()))?;
+    let runtime = Runtime::new().map_err(|e| Failure::Runtime(e.into()))?;
+    let mut problems = Vec::new();
+    let stages = config
+        .collectors
+        .iter()
+        .map(|c| (&c.name, &c.plugin, World::Collector))
+        .chain(
+            config
+                .transformers
+                .iter()
+                .map(|t| (&t.name, &t.plugin, World::Transformer)),
+        );
+    for (name, source, world) in stages {
+        match Plugin::load(&runtime, &source.to_string(), source).map(Arc::new) {
+            Ok(p) => {
+                if let Err(e) = p.expect_world(world) {
+                    problems.push(format!("error: {}: stage {name}: {e}", path.display()));
+                }
+            }
+            Err(e) => problems.push(format!("error: {}: stage {name}: {e}", path.display())),
+        }
+    }
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(Failure::Usage(problems.join("\n")))
+    }
+}

@@ -1,0 +1,83 @@
+//! The `wasmeter` command line: one module per subcommand.
+//!
+//! Exit codes: 0 ok, 1 runtime failure, 2 usage or config error.
+
+mod check;
+mod plugin;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A WebAssembly-extensible metric pipeline.
+///
+/// Exit codes: 0 ok, 1 runtime failure, 2 usage or config error.
+#[derive(Debug, Parser)]
+#[command(name = "wasmeter", version, about, long_about = None)]
+pub struct Cli {
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Runs the pipeline of CONFIG until SIGINT/SIGTERM or --duration.
+    Run(run::RunArgs),
+    /// Validates CONFIG and loads its plugins; prints every problem.
+    Check(check::CheckArgs),
+    /// Works with plugin components.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
+}
+
+/// Outcome of a subcommand, mapped to the exit code.
+#[derive(Debug)]
+pub enum Failure {
+    /// Exit 1: something failed while running.
+    Runtime(anyhow::Error),
+    /// Exit 2: bad usage, config or plugin file; already printed.
+    Usage(String),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Runtime(e)
+    }
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Check(args) => check::check(args),
+        Command::Plugin(cmd) => plugin::plugin(cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(msg)) => {
+            if !msg.is_empty() {
+                eprintln!("{msg}");
+            }
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Logs go to stderr; `RUST_LOG` sets the filter (default `info`).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

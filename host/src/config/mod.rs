@@ -1,0 +1,600 @@
+//! The pipeline config file: schema, parsing and validation.
+//!
+//! Consumes: one TOML file. Emits: a validated [`PipelineConfig`], or every
+//! problem at once as [`ConfigErrors`], each naming file, line, column and
+//! field.
+//!
+//! ```toml
+//! [[collector]]
+//! name = "host"                    # unique stage name
+//! plugin = "builtin:procfs"        # or a path to a .wasm component
+//! interval = "10s"                 # humantime duration
+//! settings = { resource_id = "web-1" }
+//! grants = { read_dirs = ["/proc"] }
+//!
+//! [[transformer]]
+//! name = "memory-mib"
+//! plugin = "builtin:unit-conversion"
+//! inputs = ["host"]                # upstream stages
+//! meters = ["memory.*"]            # Ceilometer meter filter
+//! settings = { scale = 9.5367431640625e-7, unit = "MiB" }
+//! ```
+
+mod meters;
+
+pub use meters::MeterFilter;
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::plugin::{Grants, Limits, PluginSource};
+
+/// A validated pipeline config.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// Collector stages, in file order.
+    pub collectors: Vec<CollectorConfig>,
+    /// Transformer stages, in topological order (inputs first).
+    pub transformers: Vec<TransformerConfig>,
+}
+
+/// One `[[collector]]` stage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectorConfig {
+    /// Unique stage name.
+    pub name: String,
+    /// The component to run.
+    pub plugin: PluginSource,
+    /// Time between two collections; ticks are aligned to multiples of it
+    /// since the Unix epoch.
+    pub interval: Duration,
+    /// Passed to the plugin's `init`, as strings.
+    pub settings: Vec<(String, String)>,
+    /// What the plugin may touch.
+    pub grants: Grants,
+    /// Memory cap and call deadline.
+    pub limits: Limits,
+}
+
+/// One `[[transformer]]` stage.
+#[derive(Debug, Clone)]
+pub struct TransformerConfig {
+    /// Unique stage name.
+    pub name: String,
+    /// The component to run.
+    pub plugin: PluginSource,
+    /// Names of the upstream stages.
+    pub inputs: Vec<String>,
+    /// Which meters the plugin sees.
+    pub meters: MeterFilter,
+    /// Whether samples the filter rejects go on downstream unchanged
+    /// (`true`, the default) or are dropped at this stage.
+    pub pass_unmatched: bool,
+    /// Passed to the plugin's `init`, as strings.
+    pub settings: Vec<(String, String)>,
+    /// What the plugin may touch.
+    pub grants: Grants,
+    /// Memory cap and call deadline.
+    pub limits: Limits,
+}
+
+/// One problem in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The config file.
+    pub file: PathBuf,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// 1-based column, when known.
+    pub column: Option<usize>,
+    /// The dotted path of the field, e.g. `transformer[1].inputs`.
+    pub field: String,
+    /// What is wrong, naming the bad value and what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(col) = self.column {
+                write!(f, ":{col}")?;
+            }
+        }
+        if self.field.is_empty() {
+            write!(f, ": {}", self.message)
+        } else {
+            write!(f, ": {}: {}", self.field, self.message)
+        }
+    }
+}
+
+/// Every problem found in a config file, in file order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "error: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+// ---- raw serde schema ----------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    collector: Vec<Spanned<RawCollector>>,
+    #[serde(default)]
+    transformer: Vec<Spanned<RawTransformer>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCollector {
+    /// Unique stage name.
+    name: Spanned<String>,
+    /// `builtin:NAME` or a path to a `.wasm` component, relative to the
+    /// config file.
+    plugin: Spanned<String>,
+    /// Collection interval, e.g. `10s`.
+    interval: Spanned<String>,
+    /// Settings passed to `init`.
+    #[serde(default)]
+    settings: Option<Spanned<toml::Table>>,
+    /// Sandbox grants.
+    #[serde(default)]
+    grants: RawGrants,
+    /// Resource limits.
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTransformer {
+    /// Unique stage name.
+    name: Spanned<String>,
+    /// `builtin:NAME` or a path to a `.wasm` component.
+    plugin: Spanned<String>,
+    /// Upstream stage names.
+    inputs: Spanned<Vec<Spanned<String>>>,
+    /// Ceilometer meter filter; default `["*"]`.
+    #[serde(default)]
+    meters: Option<Spanned<Vec<String>>>,
+    /// Pass samples the filter rejects downstream unchanged.
+    #[serde(default = "yes")]
+    pass_unmatched: bool,
+    /// Settings passed to `init`.
+    #[serde(default)]
+    settings: Option<Spanned<toml::Table>>,
+    /// Sandbox grants.
+    #[serde(default)]
+    grants: RawGrants,
+    /// Resource limits.
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawGrants {
+    /// Host directories preopened read-only at the same path.
+    #[serde(default)]
+    read_dirs: Vec<Spanned<String>>,
+    /// Environment variable names the plugin may read.
+    #[serde(default)]
+    env: Vec<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    /// Memory cap in bytes, or with a unit: `64MiB`, `1GiB`.
+    #[serde(default)]
+    memory: Option<Spanned<toml::Value>>,
+    /// Wall-time budget per call, e.g. `2s`.
+    #[serde(default)]
+    call_timeout: Option<Spanned<String>>,
+}
+
+// ---- loading -------------------------------------------------------------
+
+/// Maps byte offsets of a file to 1-based line and column.
+struct Source<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    fn error(
+        &self,
+        span: Option<Range<usize>>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        let (line, column) = match span {
+            Some(span) => {
+                let before = &self.text[..span.start.min(self.text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                (Some(line), Some(column))
+            }
+            None => (None, None),
+        };
+        ConfigError {
+            file: self.path.to_path_buf(),
+            line,
+            column,
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl PipelineConfig {
+    /// Reads and validates the config file at `path`.
+    ///
+    /// # Errors
+    /// [`ConfigErrors`] with every problem found: TOML syntax, unknown keys,
+    /// bad durations, duplicate stage names, unknown or cyclic `inputs`,
+    /// bad meter filters.
+    pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: path.to_path_buf(),
+                line: None,
+                column: None,
+                field: String::new(),
+                message: format!("cannot read the config file: {e}"),
+            }])
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses and validates config `text` read from `path` (which is used
+    /// in messages and to resolve relative plugin paths).
+    ///
+    /// # Errors
+    /// As [`PipelineConfig::load`].
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigErrors> {
+        let src = Source { path, text };
+        let raw: RawConfig = toml::from_str(text)
+            .map_err(|e| ConfigErrors(vec![src.error(e.span(), "", e.message().to_owned())]))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut errors = Vec::new();
+        let mut names: HashMap<String, Range<usize>> = HashMap::new();
+        let mut check_name =
+            |name: &Spanned<String>, field: String, errors: &mut Vec<ConfigError>| {
+                if name.get_ref().is_empty() {
+                    errors.push(src.error(Some(name.span()), field, "must not be empty"));
+                } else if let Some(first) = names.get(name.get_ref()) {
+                    let line = src.error(Some(first.clone()), "", "").line.unwrap_or(0);
+                    errors.push(src.error(
+                        Some(name.span()),
+                        field,
+                        format!(
+                            "duplicate stage name {:?} (first used on line {line})",
+                            name.get_ref()
+                        ),
+                    ));
+                } else {
+                    names.insert(name.get_ref().clone(), name.span());
+                }
+            };
+
+        let mut collectors = Vec::new();
+        for (i, c) in raw.collector.iter().enumerate() {
+            let c = c.get_ref();
+            let field = format!("collector[{i}]");
+            check_name(&c.name, format!("{field}.name"), &mut errors);
+            let interval = duration(&src, &c.interval, &format!("{field}.interval"), &mut errors);
+            let grants = grants(&src, &c.grants, &format!("{field}.grants"), &mut errors);
+            let limits = limits(&src, &c.limits, &format!("{field}.limits"), &mut errors);
+            let settings = settings(&src, &c.settings, &format!("{field}.settings"), &mut errors);
+            collectors.push(CollectorConfig {
+                name: c.name.get_ref().clone(),
+                plugin: PluginSource::parse(c.plugin.get_ref(), base),
+                interval: interval.unwrap_or(Duration::from_secs(1)),
+                settings,
+                grants,
+                limits,
+            });
+        }
+
+        let mut transformers = Vec::new();
+        for (i, t) in raw.transformer.iter().enumerate() {
+            let t = t.get_ref();
+            let field = format!("transformer[{i}]");
+            check_name(&t.name, format!("{field}.name"), &mut errors);
+            let meters = match &t.meters {
+                None => MeterFilter::all(),
+                Some(m) => MeterFilter::new(m.get_ref()).unwrap_or_else(|msg| {
+                    errors.push(src.error(Some(m.span()), format!("{field}.meters"), msg));
+                    MeterFilter::all()
+                }),
+            };
+            if t.inputs.get_ref().is_empty() {
+                errors.push(src.error(
+                    Some(t.inputs.span()),
+                    format!("{field}.inputs"),
+                    "must name at least one upstream stage",
+                ));
+            }
+            transformers.push(TransformerConfig {
+                name: t.name.get_ref().clone(),
+                plugin: PluginSource::parse(t.plugin.get_ref(), base),
+                inputs: t
+                    .inputs
+                    .get_ref()
+                    .iter()
+                    .map(|s| s.get_ref().clone())
+                    .collect(),
+                meters,
+                pass_unmatched: t.pass_unmatched,
+                settings: settings(&src, &t.settings, &format!("{field}.settings"), &mut errors),
+                grants: grants(&src, &t.grants, &format!("{field}.grants"), &mut errors),
+                limits: limits(&src, &t.limits, &format!("{field}.limits"), &mut errors),
+            });
+        }
+
+        // Inputs must exist; the graph must be acyclic.
+        for (i, t) in raw.transformer.iter().enumerate() {
+            for (j, input) in t.get_ref().inputs.get_ref().iter().enumerate() {
+                if !names.contains_key(input.get_ref()) {
+                    let mut known: Vec<&str> = names.keys().map(String::as_str).collect();
+                    known.sort_unstable();
+                    errors.push(src.error(
+                        Some(input.span()),
+                        format!("transformer[{i}].inputs[{j}]"),
+                        format!(
+                            "unknown stage {:?} (stages: {})",
+                            input.get_ref(),
+                            known.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        let order = match topological_order(&transformers) {
+            Ok(order) => order,
+            Err(cycle) => {
+                let first = transformers
+                    .iter()
+                    .position(|t| t.name == cycle[0])
+                    .unwrap_or(0);
+                errors.push(src.error(
+                    Some(raw.transformer[first].get_ref().inputs.span()),
+                    format!("transformer[{first}].inputs"),
+                    format!("stages form a cycle: {}", cycle.join(" -> ")),
+                ));
+                (0..transformers.len()).collect()
+            }
+        };
+
+        if errors.is_empty() {
+            let mut slots: Vec<Option<TransformerConfig>> =
+                transformers.into_iter().map(Some).collect();
+            Ok(PipelineConfig {
+                path: path.to_path_buf(),
+                collectors,
+                transformers: order
+                    .into_iter()
+                    .map(|i| slots[i].take().unwrap())
+                    .collect(),
+            })
+        } else {
+            errors.sort_by_key(|e| (e.line, e.column));
+            Err(ConfigErrors(errors))
+        }
+    }
+}
+
+/// Indices of `transformers` with every stage after its inputs, or the
+/// names along a cycle in data-flow order (first name repeated at the end).
+fn topological_order(transformers: &[TransformerConfig]) -> Result<Vec<usize>, Vec<String>> {
+    let index: HashMap<&str, usize> = transformers
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.name.as_str(), i))
+        .collect();
+    // 0 = unvisited, 1 = on the stack, 2 = done.
+    let mut mark = vec![0u8; transformers.len()];
+    let mut order = Vec::with_capacity(transformers.len());
+    fn visit(
+        i: usize,
+        ts: &[TransformerConfig],
+        index: &HashMap<&str, usize>,
+        mark: &mut [u8],
+        stack: &mut Vec<usize>,
+        order: &mut Vec<usize>,
+    ) -> Result<(), Vec<String>> {
+        match mark[i] {
+            2 => return Ok(()),
+            1 => {
+                let from = stack.iter().position(|&s| s == i).unwrap_or(0);
+                let mut cycle: Vec<String> =
+                    stack[from..].iter().map(|&s| ts[s].name.clone()).collect();
+                cycle.push(ts[i].name.clone());
+                // The stack follows inputs upstream; report data-flow order.
+                cycle.reverse();
+                return Err(cycle);
+            }
+            _ => {}
+        }
+        mark[i] = 1;
+        stack.push(i);
+        for input in &ts[i].inputs {
+            if let Some(&j) = index.get(input.as_str()) {
+                visit(j, ts, index, mark, stack, order)?;
+            }
+        }
+        stack.pop();
+        mark[i] = 2;
+        order.push(i);
+        Ok(())
+    }
+    let mut stack = Vec::new();
+    for i in 0..transformers.len() {
+        visit(i, transformers, &index, &mut mark, &mut stack, &mut order)?;
+    }
+    Ok(order)
+}
+
+fn duration(
+    src: &Source<'_>,
+    value: &Spanned<String>,
+    field: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Duration> {
+    match humantime::parse_duration(value.get_ref()) {
+        Ok(d) if d.is_zero() => {
+            errors.push(src.error(Some(value.span()), field, "must be greater than zero"));
+            None
+        }
+        Ok(d) => Some(d),
+        Err(e) => {
+            errors.push(src.error(
+                Some(value.span()),
+                field,
+                format!(
+                    "bad duration {:?}: {e} (expected e.g. 10s, 5m, 30d)",
+                    value.get_ref()
+                ),
+            ));
+            None
+        }
+    }
+}
+
+fn settings(
+    src: &Source<'_>,
+    table: &Option<Spanned<toml::Table>>,
+    field: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let Some(table) = table else {
+        return out;
+    };
+    for (k, v) in table.get_ref() {
+        let s = match v {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Datetime(d) => d.to_string(),
+            toml::Value::Array(_) | toml::Value::Table(_) => {
+                errors.push(src.error(
+                    Some(table.span()),
+                    format!("{field}.{k}"),
+                    "settings values must be strings, numbers or booleans",
+                ));
+                continue;
+            }
+        };
+        out.push((k.clone(), s));
+    }
+    out
+}
+
+fn grants(src: &Source<'_>, raw: &RawGrants, field: &str, errors: &mut Vec<ConfigError>) -> Grants {
+    let mut read_dirs = Vec::new();
+    for (i, d) in raw.read_dirs.iter().enumerate() {
+        let path = PathBuf::from(d.get_ref());
+        if !path.is_absolute() {
+            errors.push(src.error(
+                Some(d.span()),
+                format!("{field}.read_dirs[{i}]"),
+                format!("{:?} must be an absolute path", d.get_ref()),
+            ));
+        } else if !path.is_dir() {
+            errors.push(src.error(
+                Some(d.span()),
+                format!("{field}.read_dirs[{i}]"),
+                format!("{:?} is not a directory", d.get_ref()),
+            ));
+        } else {
+            read_dirs.push(path);
+        }
+    }
+    let mut seen = HashSet::new();
+    let env = raw
+        .env
+        .iter()
+        .filter(|e| seen.insert(e.as_str()))
+        .cloned()
+        .collect();
+    Grants { read_dirs, env }
+}
+
+fn limits(src: &Source<'_>, raw: &RawLimits, field: &str, errors: &mut Vec<ConfigError>) -> Limits {
+    let mut limits = Limits::default();
+    if let Some(m) = &raw.memory {
+        match parse_bytes(m.get_ref()) {
+            Some(b) if b >= 1 << 20 => limits.memory_bytes = b,
+            _ => errors.push(src.error(
+                Some(m.span()),
+                format!("{field}.memory"),
+                format!(
+                    "bad memory size {}: expected bytes ≥ 1MiB, e.g. 64MiB or 1GiB",
+                    m.get_ref()
+                ),
+            )),
+        }
+    }
+    if let Some(t) = &raw.call_timeout
+        && let Some(d) = duration(src, t, &format!("{field}.call_timeout"), errors)
+    {
+        limits.call_timeout = d;
+    }
+    limits
+}
+
+/// `1048576`, `"64MiB"`, `"1GiB"`, `"512KiB"`, `"100MB"`.
+fn parse_bytes(v: &toml::Value) -> Option<usize> {
+    match v {
+        toml::Value::Integer(i) => usize::try_from(*i).ok(),
+        toml::Value::String(s) => {
+            let s = s.trim();
+            let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+            let (num, unit) = s.split_at(split);
+            let n: usize = num.parse().ok()?;
+            let mult: usize = match unit.trim() {
+                "" | "B" => 1,
+                "KiB" => 1 << 10,
+                "MiB" => 1 << 20,
+                "GiB" => 1 << 30,
+                "KB" | "kB" => 1_000,
+                "MB" => 1_000_000,
+                "GB" => 1_000_000_000,
+                _ => return None,
+            };
+            n.checked_mul(mult)
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,147 @@
+use super::*;
+
+fn parse(text: &str) -> Result<PipelineConfig, ConfigErrors> {
+    PipelineConfig::parse(Path::new("/etc/wasmeter/test.toml"), text)
+}
+
+#[test]
+fn a_valid_pipeline() {
+    let c = parse(
+        r#"
+[[collector]]
+name = "host"
+plugin = "builtin:procfs"
+interval = "10s"
+settings = { resource_id = "web-1", depth = 3 }
+limits = { memory = "64MiB", call_timeout = "2s" }
+
+[[transformer]]
+name = "b"
+plugin = "builtin:unit-conversion"
+inputs = ["a"]
+
+[[transformer]]
+name = "a"
+plugin = "plugins/x.wasm"
+inputs = ["host"]
+meters = ["memory.*"]
+settings = { scale = 0.5 }
+"#,
+    )
+    .unwrap();
+    assert_eq!(c.collectors[0].interval, Duration::from_secs(10));
+    assert_eq!(c.collectors[0].limits.memory_bytes, 64 << 20);
+    assert_eq!(
+        c.collectors[0].settings,
+        vec![
+            ("depth".to_string(), "3".to_string()),
+            ("resource_id".to_string(), "web-1".to_string())
+        ]
+    );
+    // Topological order: a before b.
+    let names: Vec<&str> = c.transformers.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!(
+        c.transformers[0].plugin,
+        PluginSource::File("/etc/wasmeter/plugins/x.wasm".into())
+    );
+    assert_eq!(
+        c.transformers[0].settings,
+        vec![("scale".to_string(), "0.5".to_string())]
+    );
+}
+
+#[test]
+fn every_error_at_once_with_line_and_field() {
+    let errs = parse(
+        r#"[[collector]]
+name = "host"
+plugin = "builtin:procfs"
+interval = "ten seconds"
+
+[[transformer]]
+name = "host"
+plugin = "builtin:unit-conversion"
+inputs = ["nowhere"]
+meters = ["cpu", "!disk"]
+"#,
+    )
+    .unwrap_err();
+    let lines: Vec<String> = errs
+        .0
+        .iter()
+        .map(|e| format!("{:?}:{} {}", e.line, e.field, e.message))
+        .collect();
+    assert_eq!(errs.0.len(), 4, "{lines:#?}");
+    assert_eq!(errs.0[0].line, Some(4));
+    assert_eq!(errs.0[0].field, "collector[0].interval");
+    assert!(
+        errs.0[0]
+            .message
+            .starts_with("bad duration \"ten seconds\""),
+        "{}",
+        errs.0[0].message
+    );
+    assert_eq!(errs.0[1].line, Some(7));
+    assert_eq!(errs.0[1].field, "transformer[0].name");
+    assert_eq!(
+        errs.0[1].message,
+        "duplicate stage name \"host\" (first used on line 2)"
+    );
+    assert_eq!(errs.0[2].line, Some(9));
+    assert_eq!(errs.0[2].column, Some(11));
+    assert_eq!(errs.0[2].field, "transformer[0].inputs[0]");
+    assert_eq!(
+        errs.0[2].message,
+        "unknown stage \"nowhere\" (stages: host)"
+    );
+    assert_eq!(errs.0[3].line, Some(10));
+    assert_eq!(errs.0[3].field, "transformer[0].meters");
+    assert_eq!(
+        errs.to_string().lines().next().unwrap(),
+        "error: /etc/wasmeter/test.toml:4:12: collector[0].interval: bad duration \"ten seconds\": expected number at 0 (expected e.g. 10s, 5m, 30d)"
+    );
+}
+
+#[test]
+fn unknown_keys_are_refused_with_their_line() {
+    let errs = parse("[[collector]]\nname = \"a\"\nplugin = \"builtin:procfs\"\ninterval = \"1s\"\nintervall = \"2s\"\n").unwrap_err();
+    assert_eq!(errs.0.len(), 1);
+    assert_eq!(errs.0[0].line, Some(5));
+    assert!(
+        errs.0[0].message.contains("unknown field `intervall`"),
+        "{}",
+        errs.0[0].message
+    );
+}
+
+#[test]
+fn cycles_are_named() {
+    let errs = parse(
+        r#"
+[[collector]]
+name = "c"
+plugin = "builtin:procfs"
+interval = "1s"
+
+[[transformer]]
+name = "x"
+plugin = "builtin:unit-conversion"
+inputs = ["c", "z"]
+
+[[transformer]]
+name = "y"
+plugin = "builtin:unit-conversion"
+inputs = ["x"]
+
+[[transformer]]
+name = "z"
+plugin = "builtin:unit-conversion"
+inputs = ["y"]
+"#,
+    )
+    .unwrap_err();
+    assert_eq!(errs.0.len(), 1);
+    assert_eq!(errs.0[0].message, "stages form a cycle: x -> y -> z -> x");
+    assert_eq!(errs.0[0].line, Some(10));
+}

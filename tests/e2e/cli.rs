@@ -1,0 +1,187 @@
+//! The `wasmeter` command line, run as a user would.
+
+use std::process::Output;
+
+use crate::support::{data_dir, wasmeter};
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn examples() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples")
+}
+
+#[test]
+fn help_lists_only_working_subcommands() {
+    let o = wasmeter().arg("--help").output().unwrap();
+    assert!(o.status.success());
+    let text = stdout(&o);
+    let commands: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(commands, ["run", "check", "plugin", "help"]);
+}
+
+#[test]
+fn every_shipped_example_config_checks() {
+    for entry in std::fs::read_dir(examples()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let o = wasmeter().arg("check").arg(&path).output().unwrap();
+            assert!(o.status.success(), "{}: {}", path.display(), stderr(&o));
+            assert!(
+                stdout(&o).ends_with("ok (1 collectors, 1 transformers)\n")
+                    || stdout(&o).contains(": ok (")
+            );
+        }
+    }
+}
+
+#[test]
+fn a_bad_config_exits_2_naming_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[[collector]]\nname = \"c\"\nplugin = \"builtin:procfs\"\ninterval = \"soon\"\n",
+    )
+    .unwrap();
+    let o = wasmeter().arg("check").arg(&path).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.starts_with(&format!(
+            "error: {}:4:12: collector[0].interval: bad duration \"soon\"",
+            path.display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_plugin_of_the_wrong_world_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wrong.toml");
+    std::fs::write(
+        &path,
+        "[[collector]]\nname = \"c\"\nplugin = \"builtin:unit-conversion\"\ninterval = \"1s\"\n",
+    )
+    .unwrap();
+    let o = wasmeter().arg("check").arg(&path).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("stage c: plugin builtin:unit-conversion: load: wrong world: expected a collector, the component is a transformer"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn plugin_inspect_prints_world_and_version() {
+    let o = wasmeter()
+        .args(["plugin", "inspect", "builtin:procfs"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("world:     collector\n"), "{text}");
+    assert!(
+        text.contains("contract:  wasmeter:plugin@0.1.0\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("exports:   init, collect\n") || text.contains("exports:   collect, init\n"),
+        "{text}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"hello").unwrap();
+    let o = wasmeter()
+        .args(["plugin", "inspect"])
+        .arg(&junk)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("not a WebAssembly file"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn run_collects_transforms_and_prints_from_the_fixture() {
+    let proc_dir = data_dir()
+        .join("node_exporter-fixtures/proc")
+        .canonicalize()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pipeline.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[[collector]]
+name = "host"
+plugin = "builtin:procfs"
+interval = "1s"
+settings = {{ root = "{p}", resource_id = "fixture" }}
+grants = {{ read_dirs = ["{p}"] }}
+
+[[transformer]]
+name = "memory-mib"
+plugin = "builtin:unit-conversion"
+inputs = ["host"]
+meters = ["memory.*"]
+settings = {{ scale = 0.0009765625, unit = "KiB" }}
+"#,
+            p = proc_dir.display()
+        ),
+    )
+    .unwrap();
+    let o = wasmeter()
+        .arg("run")
+        .arg(&path)
+        .args(["--duration", "2500ms", "--print"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    // MemTotal is 3742148 kB in the fixture: ×1024 by procfs, ÷1024 here.
+    let mem: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(" memory.total "))
+        .collect();
+    assert!(
+        !mem.is_empty(),
+        "no memory.total line in:\n{text}\n{}",
+        stderr(&o)
+    );
+    for line in &mem {
+        let f: Vec<&str> = line.split(' ').collect();
+        assert_eq!(
+            &f[1..],
+            ["memory.total", "fixture", "3742148", "KiB"],
+            "{line}"
+        );
+        assert!(
+            f[0].ends_with(".000000000Z"),
+            "ticks are aligned to whole seconds: {line}"
+        );
+    }
+    // load.* is not matched by the filter and passes through unchanged.
+    assert!(
+        text.lines().any(|l| l.ends_with(" load.1m fixture 0.21 1")),
+        "{text}"
+    );
+}

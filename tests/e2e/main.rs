@@ -1,0 +1,16 @@
+//! End-to-end tests: the built `wasmeter` binary, the built plugin
+//! components and real inputs (`tests/data/`).
+
+mod cli;
+mod plugins;
+mod support;
+
+// Every standard plugin must have a test module under `plugins/`: this
+// fails to compile when a plugin is added without one.
+macro_rules! require_plugin_test {
+    ($name:ident) => {
+        #[allow(unused_imports)]
+        use plugins::$name as _;
+    };
+}
+wasmeter_plugins::foreach_plugin!(require_plugin_test);
