@@ -3,8 +3,10 @@
 //! that each output is a valid WebAssembly component, and writes
 //! `$OUT_DIR/plugins.rs` with one [`Plugin`] constant per plugin.
 //!
-//! A plugin crate is a `plugins/<name>/Cargo.toml` whose package is named
-//! `wasmeter-plugin-<name>`.
+//! A standard plugin crate is a `plugins/<name>/Cargo.toml` whose package is
+//! named `wasmeter-plugin-<name>`; a test-only plugin (hostile plugins for the
+//! sandbox tests) is a `tests/plugins/<name>/Cargo.toml` named
+//! `wasmeter-test-plugin-<name>`, exposed under `testing::`.
 
 use std::env;
 use std::fmt::Write as _;
@@ -21,9 +23,17 @@ fn main() {
     for dep in ["wit", "guest-sdk", "Cargo.lock", "Cargo.toml"] {
         println!("cargo:rerun-if-changed={}", root.join(dep).display());
     }
+    let test_plugins_dir = root.join("tests").join("plugins");
     println!("cargo:rerun-if-changed={}", plugins_dir.display());
+    println!("cargo:rerun-if-changed={}", test_plugins_dir.display());
 
-    let plugins = discover(&plugins_dir);
+    let standard = discover(&plugins_dir, "wasmeter-plugin-");
+    let testing = discover(&test_plugins_dir, "wasmeter-test-plugin-");
+    assert!(
+        !standard.is_empty(),
+        "no plugin crates under {}",
+        plugins_dir.display()
+    );
     let target_dir = root.join("target").join("wasm-plugins");
 
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -37,7 +47,7 @@ fn main() {
             "--target-dir",
         ])
         .arg(&target_dir);
-    for (_, package) in &plugins {
+    for (_, package) in standard.iter().chain(&testing) {
         cmd.arg("-p").arg(package);
     }
     // The outer build's flags and lint wrappers are for the host target.
@@ -61,70 +71,76 @@ fn main() {
         "building the plugins for wasm32-wasip2 failed ({status}); is the wasm32-wasip2 target installed? (rust-toolchain.toml lists it)"
     );
 
-    let mut generated = String::new();
-    let mut names = Vec::new();
-    for (name, package) in &plugins {
-        let wasm = target_dir
-            .join("wasm32-wasip2/release")
-            .join(format!("{}.wasm", package.replace('-', "_")));
-        let bytes = fs::read(&wasm)
-            .unwrap_or_else(|e| panic!("plugin {name}: cannot read {}: {e}", wasm.display()));
-        validate(name, &bytes);
-        let ident = name.to_uppercase().replace('-', "_");
-        writeln!(
-            generated,
-            "/// The `{name}` plugin (`plugins/{name}`), built for wasm32-wasip2.\n\
-             pub const {ident}: Plugin = Plugin {{ name: {name:?}, path: {path:?}, bytes: include_bytes!({path:?}) }};",
-            path = wasm.display().to_string(),
-        )
-        .unwrap();
-        names.push((name.clone(), ident));
-    }
-    writeln!(generated, "/// Every standard plugin, sorted by name.").unwrap();
-    writeln!(
-        generated,
-        "pub const ALL: &[Plugin] = &[{}];",
-        names
-            .iter()
-            .map(|(_, i)| i.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    )
-    .unwrap();
+    let release = target_dir.join("wasm32-wasip2/release");
+    let mut generated = constants(&release, &standard);
     writeln!(
         generated,
         "/// Calls `$mac!(ident)` once per standard plugin (ident in snake case).\n\
          #[macro_export]\nmacro_rules! foreach_plugin {{\n    ($mac:ident) => {{"
     )
     .unwrap();
-    for (name, _) in &names {
+    for (name, _) in &standard {
         writeln!(generated, "        $mac!({});", name.replace('-', "_")).unwrap();
     }
     writeln!(generated, "    }};\n}}").unwrap();
+    writeln!(
+        generated,
+        "/// Test-only plugins from `tests/plugins/` (hostile plugins for the sandbox\n\
+         /// tests). Never resolved by `builtin:`; nothing here is linked into the\n\
+         /// binary unless referenced.\npub mod testing {{\n    use super::Plugin;\n{}}}",
+        constants(&release, &testing)
+    )
+    .unwrap();
     fs::write(out_dir.join("plugins.rs"), generated).unwrap();
 }
 
-/// `(name, package)` for every plugin crate, sorted by name.
-fn discover(plugins_dir: &Path) -> Vec<(String, String)> {
+/// One `Plugin` constant per plugin plus `ALL`, for the built components in
+/// `release`.
+fn constants(release: &Path, plugins: &[(String, String)]) -> String {
+    let mut out = String::new();
+    for (name, package) in plugins {
+        let wasm = release.join(format!("{}.wasm", package.replace('-', "_")));
+        let bytes = fs::read(&wasm)
+            .unwrap_or_else(|e| panic!("plugin {name}: cannot read {}: {e}", wasm.display()));
+        validate(name, &bytes);
+        writeln!(
+            out,
+            "/// The `{name}` plugin, built for wasm32-wasip2.\n\
+             pub const {ident}: Plugin = Plugin {{ name: {name:?}, path: {path:?}, bytes: include_bytes!({path:?}) }};",
+            ident = name.to_uppercase().replace('-', "_"),
+            path = wasm.display().to_string(),
+        )
+        .unwrap();
+    }
+    writeln!(out, "/// Every plugin of this set, sorted by name.").unwrap();
+    let idents: Vec<String> = plugins
+        .iter()
+        .map(|(n, _)| n.to_uppercase().replace('-', "_"))
+        .collect();
+    writeln!(out, "pub const ALL: &[Plugin] = &[{}];", idents.join(", ")).unwrap();
+    out
+}
+
+/// `(name, package)` for every plugin crate in `dir` whose package name is
+/// `prefix` + folder name, sorted by name.
+fn discover(dir: &Path, prefix: &str) -> Vec<(String, String)> {
     let mut found = Vec::new();
-    for entry in fs::read_dir(plugins_dir).unwrap() {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries {
         let dir = entry.unwrap().path();
         let manifest = dir.join("Cargo.toml");
         let Ok(text) = fs::read_to_string(&manifest) else {
             continue;
         };
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-        let package = format!("wasmeter-plugin-{name}");
+        let package = format!("{prefix}{name}");
         if text.contains(&format!("name = \"{package}\"")) {
             found.push((name, package));
         }
     }
     found.sort();
-    assert!(
-        !found.is_empty(),
-        "no plugin crates under {}",
-        plugins_dir.display()
-    );
     found
 }
 

@@ -2,7 +2,9 @@
 //! components and real inputs (`tests/data/`).
 
 mod cli;
+mod pipeline;
 mod plugins;
+mod sandbox;
 mod support;
 
 // Every standard plugin must have a test module under `plugins/`: this

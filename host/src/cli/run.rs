@@ -62,8 +62,8 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         names.sort();
         for name in names {
             let s = &report.stages[&name];
-            let errors: u64 = s.errors.values().sum();
-            tracing::info!(stage = %name, batches = s.batches, samples_in = s.samples_in, samples_out = s.samples_out, errors, "stage summary");
+            let errors = s.plugin.error_count();
+            tracing::info!(stage = %name, batches = s.batches, samples_in = s.samples_in, samples_out = s.samples_out, errors, dead_lettered = s.dead_lettered, "stage summary");
         }
         tracing::info!(samples = report.samples_to_sink, "pipeline stopped");
         Ok::<(), anyhow::Error>(())

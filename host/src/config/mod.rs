@@ -40,10 +40,24 @@ use crate::plugin::{Grants, Limits, PluginSource};
 pub struct PipelineConfig {
     /// The file it was read from.
     pub path: PathBuf,
+    /// Where wasmeter keeps its files.
+    pub archive: ArchiveSettings,
     /// Collector stages, in file order.
     pub collectors: Vec<CollectorConfig>,
     /// Transformer stages, in topological order (inputs first).
     pub transformers: Vec<TransformerConfig>,
+}
+
+/// The `[archive]` section: where wasmeter keeps its files. Relative paths
+/// are taken from the config file's folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveSettings {
+    /// Root of the Parquet archive; default `DATA_DIR/archive`.
+    pub root: PathBuf,
+    /// wasmeter's working files: open buckets, dead letters
+    /// (`DATA_DIR/dead-letter/`), the compile cache (`DATA_DIR/cache/`);
+    /// default `wasmeter-data` beside the config file.
+    pub data_dir: PathBuf,
 }
 
 /// One `[[collector]]` stage.
@@ -140,9 +154,20 @@ impl fmt::Display for ConfigErrors {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     #[serde(default)]
+    archive: RawArchive,
+    #[serde(default)]
     collector: Vec<Spanned<RawCollector>>,
     #[serde(default)]
     transformer: Vec<Spanned<RawTransformer>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawArchive {
+    /// Parquet archive root.
+    root: Option<String>,
+    /// Working files.
+    data_dir: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -392,11 +417,21 @@ impl PipelineConfig {
             }
         };
 
+        let data_dir = base.join(raw.archive.data_dir.as_deref().unwrap_or("wasmeter-data"));
+        let archive = ArchiveSettings {
+            root: raw
+                .archive
+                .root
+                .as_deref()
+                .map_or_else(|| data_dir.join("archive"), |r| base.join(r)),
+            data_dir,
+        };
         if errors.is_empty() {
             let mut slots: Vec<Option<TransformerConfig>> =
                 transformers.into_iter().map(Some).collect();
             Ok(PipelineConfig {
                 path: path.to_path_buf(),
+                archive,
                 collectors,
                 transformers: order
                     .into_iter()

@@ -17,9 +17,15 @@
 //! batches already sent to it and closes its outputs in turn, so nothing in
 //! flight is lost.
 
+mod backoff;
+mod dead_letter;
+
+pub use backoff::Backoff;
+pub use dead_letter::DeadLetter;
+
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use arrow::compute::filter_record_batch;
@@ -29,7 +35,7 @@ use tokio::task::JoinSet;
 
 use crate::batch::columns;
 use crate::config::{MeterFilter, PipelineConfig};
-use crate::plugin::{self, Plugin, PluginError, PluginErrorKind, PluginSource, Runtime};
+use crate::plugin::{self, CallStats, Plugin, PluginError, PluginErrorKind, PluginSource, Runtime};
 
 /// Batches a stage's input channel holds before its producers wait.
 pub const CHANNEL_CAPACITY: usize = 16;
@@ -49,8 +55,14 @@ pub struct StageReport {
     pub samples_in: u64,
     /// Samples emitted.
     pub samples_out: u64,
-    /// Failed plugin calls, by error kind.
-    pub errors: HashMap<PluginErrorKind, u64>,
+    /// The plugin's counters over every instance the stage had; `errors`
+    /// also counts batches refused while the plugin was backed off.
+    pub plugin: CallStats,
+    /// Samples kept in dead-letter files.
+    pub dead_lettered: u64,
+    /// Instances replaced after a trap, deadline or memory-cap hit, or
+    /// recycled above the memory high-water mark.
+    pub replaced_instances: u64,
 }
 
 /// What every stage did, by stage name.
@@ -129,6 +141,7 @@ impl Pipeline {
         runtime: &Runtime,
         mut sink: impl Sink,
     ) -> Result<Self, PipelineError> {
+        let dead_letter = DeadLetter::new(&config.archive.data_dir.join("dead-letter"));
         let mut plugins: HashMap<PluginSource, Arc<Plugin>> = HashMap::new();
         let mut load =
             |stage: &str, source: &PluginSource| -> Result<Arc<Plugin>, PipelineError> {
@@ -199,6 +212,8 @@ impl Pipeline {
                 limits: t.limits,
                 outputs,
                 report: StageReport::default(),
+                dead_letter: dead_letter.clone(),
+                backoff: Backoff::default(),
             };
             let rx = inboxes
                 .get_mut(&t.name)
@@ -219,8 +234,12 @@ impl Pipeline {
                 name: Arc::from(c.name.as_str()),
                 instance: Some(instance),
                 interval: c.interval,
+                settings: c.settings.clone(),
+                grants: c.grants.clone(),
+                limits: c.limits,
                 outputs: outputs_of(&c.name, &inboxes),
                 report: StageReport::default(),
+                backoff: Backoff::default(),
             };
             tasks.spawn(stage.run(stop_rx.clone()));
         }
@@ -278,8 +297,12 @@ struct CollectorStage {
     name: Arc<str>,
     instance: Option<plugin::Collector>,
     interval: Duration,
+    settings: Vec<(String, String)>,
+    grants: plugin::Grants,
+    limits: plugin::Limits,
     outputs: Vec<Output>,
     report: StageReport,
+    backoff: Backoff,
 }
 
 impl CollectorStage {
@@ -292,6 +315,11 @@ impl CollectorStage {
                 _ = tokio::time::sleep(wait) => {}
                 _ = stop.wait_for(|s| *s) => break,
             }
+            self.report.batches += 1;
+            if self.backoff.resting(Instant::now()) {
+                self.report.plugin.count_error(PluginErrorKind::BackedOff);
+                continue;
+            }
             let Some(mut instance) = self.instance.take() else {
                 break;
             };
@@ -302,19 +330,54 @@ impl CollectorStage {
             .await
             .expect("collector call panicked");
             self.instance = Some(instance);
-            self.report.batches += 1;
             match result {
                 Ok(batch) => {
+                    self.backoff.success();
                     self.report.samples_out += batch.num_rows() as u64;
                     send_all(&self.outputs, &self.name, batch).await;
                 }
                 Err(e) => {
-                    *self.report.errors.entry(e.kind).or_default() += 1;
                     tracing::error!(stage = %self.name, kind = %e.kind, "collect failed: {e}");
+                    if let Some(rest) = self.backoff.failure(Instant::now()) {
+                        tracing::warn!(stage = %self.name, failures = self.backoff.failures(), "backing off for {rest:?}");
+                    }
+                    if e.kind.poisons_instance() {
+                        self.replace_instance();
+                    }
                 }
             }
+            if self.instance.as_ref().is_some_and(|i| i.needs_recycling()) {
+                self.replace_instance();
+            }
+        }
+        if let Some(i) = &self.instance {
+            self.report.plugin.merge(i.stats());
         }
         (self.name.to_string(), self.report)
+    }
+
+    /// Starts a fresh instance (the old one trapped or grew too large).
+    fn replace_instance(&mut self) {
+        let Some(old) = self.instance.take() else {
+            return;
+        };
+        match plugin::Collector::new(
+            old.plugin().clone(),
+            &self.name,
+            &self.settings,
+            &self.grants,
+            self.limits,
+        ) {
+            Ok(fresh) => {
+                self.report.plugin.merge(old.stats());
+                self.report.replaced_instances += 1;
+                self.instance = Some(fresh);
+            }
+            Err(e) => {
+                tracing::error!(stage = %self.name, "cannot start a fresh instance, keeping the old one: {e}");
+                self.instance = Some(old);
+            }
+        }
     }
 }
 
@@ -328,6 +391,8 @@ struct TransformerStage {
     limits: plugin::Limits,
     outputs: Vec<Output>,
     report: StageReport,
+    dead_letter: DeadLetter,
+    backoff: Backoff,
 }
 
 impl TransformerStage {
@@ -343,37 +408,67 @@ impl TransformerStage {
             if matched.num_rows() == 0 {
                 continue;
             }
+            if self.backoff.resting(Instant::now()) {
+                let e = PluginError::new(
+                    &*self.name,
+                    PluginErrorKind::BackedOff,
+                    "the plugin failed repeatedly and is resting",
+                );
+                self.keep_dead_letter(&e, &matched);
+                self.report.plugin.count_error(e.kind);
+                continue;
+            }
             let Some(mut instance) = self.instance.take() else {
                 break;
             };
-            let (instance, result) = tokio::task::spawn_blocking(move || {
+            let (instance, input, result) = tokio::task::spawn_blocking(move || {
                 let r = instance.transform(&matched);
-                (instance, r)
+                (instance, matched, r)
             })
             .await
             .expect("transformer call panicked");
             self.instance = Some(instance);
             match result {
                 Ok(out) => {
+                    self.backoff.success();
                     self.report.samples_out += out.num_rows() as u64;
                     send_all(&self.outputs, &self.name, out).await;
                 }
                 Err(e) => {
-                    *self.report.errors.entry(e.kind).or_default() += 1;
                     tracing::error!(stage = %self.name, kind = %e.kind, "transform failed: {e}");
-                    if matches!(
-                        e.kind,
-                        PluginErrorKind::Trap | PluginErrorKind::Deadline | PluginErrorKind::Memory
-                    ) {
+                    self.keep_dead_letter(&e, &input);
+                    if let Some(rest) = self.backoff.failure(Instant::now()) {
+                        tracing::warn!(stage = %self.name, failures = self.backoff.failures(), "backing off for {rest:?}");
+                    }
+                    if e.kind.poisons_instance() {
                         self.replace_instance();
                     }
                 }
             }
+            if self.instance.as_ref().is_some_and(|i| i.needs_recycling()) {
+                self.replace_instance();
+            }
+        }
+        if let Some(i) = &self.instance {
+            self.report.plugin.merge(i.stats());
         }
         (self.name.to_string(), self.report)
     }
 
-    /// A trapped instance may be in any state: start a fresh one.
+    fn keep_dead_letter(&mut self, error: &PluginError, batch: &RecordBatch) {
+        let plugin = self.instance.as_ref().map_or("", |i| i.plugin().name());
+        match self.dead_letter.write(&self.name, plugin, error, batch) {
+            Ok(path) => {
+                self.report.dead_lettered += batch.num_rows() as u64;
+                tracing::warn!(stage = %self.name, samples = batch.num_rows(), file = %path.display(), "input batch kept as a dead letter");
+            }
+            Err(io) => {
+                tracing::error!(stage = %self.name, samples = batch.num_rows(), "cannot write a dead letter, the batch is lost: {io:#}")
+            }
+        }
+    }
+
+    /// Starts a fresh instance (the old one trapped or grew too large).
     fn replace_instance(&mut self) {
         let Some(old) = self.instance.take() else {
             return;
@@ -385,9 +480,13 @@ impl TransformerStage {
             &self.grants,
             self.limits,
         ) {
-            Ok(fresh) => self.instance = Some(fresh),
+            Ok(fresh) => {
+                self.report.plugin.merge(old.stats());
+                self.report.replaced_instances += 1;
+                self.instance = Some(fresh);
+            }
             Err(e) => {
-                tracing::error!(stage = %self.name, "cannot replace the instance, keeping the old one: {e}");
+                tracing::error!(stage = %self.name, "cannot start a fresh instance, keeping the old one: {e}");
                 self.instance = Some(old);
             }
         }

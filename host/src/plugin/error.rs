@@ -4,7 +4,7 @@ use crate::batch::BatchError;
 use crate::bindings::{WitError, WitErrorKind};
 
 /// The class of a [`PluginError`]; code matches on this, never on text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum PluginErrorKind {
     /// The file was refused at load: missing, not Wasm, a core module, the
@@ -28,6 +28,9 @@ pub enum PluginErrorKind {
     BadOutput,
     /// The sandbox refused an operation the plugin has no grant for.
     Denied,
+    /// The plugin failed repeatedly and is backed off: the batch was not
+    /// offered to it.
+    BackedOff,
     /// A failure inside wasmeter itself.
     Internal,
 }
@@ -46,8 +49,18 @@ impl PluginErrorKind {
             Self::Memory => "memory",
             Self::BadOutput => "bad-output",
             Self::Denied => "denied",
+            Self::BackedOff => "backed-off",
             Self::Internal => "internal",
         }
+    }
+}
+
+impl PluginErrorKind {
+    /// True when the instance may be left in an unknown state (a trap, a
+    /// deadline or a memory-cap hit) and must be replaced before the next
+    /// call.
+    pub fn poisons_instance(self) -> bool {
+        matches!(self, Self::Trap | Self::Deadline | Self::Memory)
     }
 }
 

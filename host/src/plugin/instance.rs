@@ -1,5 +1,6 @@
 //! Running plugin instances: one `Store` each, limits applied per call.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -7,21 +8,46 @@ use arrow::array::RecordBatch;
 use wasmtime::Store;
 
 use super::host::HostState;
-use super::{EPOCH_TICK, Grants, Limits, Plugin, PluginError, PluginErrorKind, World};
+use super::{
+    EPOCH_TICK, Grants, Limits, Plugin, PluginError, PluginErrorKind, RECYCLE_AFTER_CALLS, World,
+};
 use crate::batch;
 use crate::bindings::{collector, transformer};
 
-/// Counters of one instance's calls.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Counters of plugin calls (one instance's, or a stage's over all the
+/// instances it had).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CallStats {
     /// Calls made (init excluded).
     pub calls: u64,
-    /// Calls that failed.
-    pub errors: u64,
+    /// Failed calls by error kind.
+    pub errors: BTreeMap<PluginErrorKind, u64>,
     /// Time spent inside the plugin.
     pub busy: Duration,
     /// Largest linear memory seen, in bytes.
     pub peak_memory_bytes: usize,
+}
+
+impl CallStats {
+    /// Failed calls of any kind.
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    /// Adds `other`'s counts to these (peak memory: the larger).
+    pub fn merge(&mut self, other: &CallStats) {
+        self.calls += other.calls;
+        for (k, n) in &other.errors {
+            *self.errors.entry(*k).or_default() += n;
+        }
+        self.busy += other.busy;
+        self.peak_memory_bytes = self.peak_memory_bytes.max(other.peak_memory_bytes);
+    }
+
+    /// Counts one failed call of `kind`.
+    pub fn count_error(&mut self, kind: PluginErrorKind) {
+        *self.errors.entry(kind).or_default() += 1;
+    }
 }
 
 /// A store with the sandbox and limits of one instance.
@@ -30,6 +56,8 @@ struct Sandbox {
     store: Store<HostState>,
     limits: Limits,
     stats: CallStats,
+    /// Consecutive calls that ended above the recycling high-water mark.
+    calls_above_high_water: u32,
 }
 
 impl Sandbox {
@@ -48,6 +76,7 @@ impl Sandbox {
             store,
             limits,
             stats: CallStats::default(),
+            calls_above_high_water: 0,
         })
     }
 
@@ -65,15 +94,20 @@ impl Sandbox {
         self.stats.busy += start.elapsed();
         let limiter = &self.store.data().limiter;
         self.stats.peak_memory_bytes = self.stats.peak_memory_bytes.max(limiter.peak_bytes);
-        result.map_err(|e| {
-            self.stats.errors += 1;
-            PluginError::from_call(&self.name, e, limiter.denied)
-        })
+        if limiter.peak_bytes > self.limits.recycle_above_bytes {
+            self.calls_above_high_water += 1;
+        }
+        let denied = limiter.denied;
+        result.map_err(|e| self.fail(PluginError::from_call(&self.name, e, denied)))
     }
 
     fn fail(&mut self, e: PluginError) -> PluginError {
-        self.stats.errors += 1;
+        self.stats.count_error(e.kind);
         e
+    }
+
+    fn needs_recycling(&self) -> bool {
+        self.calls_above_high_water >= RECYCLE_AFTER_CALLS
     }
 }
 
@@ -129,24 +163,41 @@ impl Transformer {
                 format!("input batch: {e}"),
             )
         })?;
-        let bindings = &self.bindings;
-        let out = self
-            .sandbox
-            .call(|s| bindings.call_transform(s, &wit))?
-            .map_err(|e| PluginError::from_guest(&self.sandbox.name, e));
-        let out = match out {
-            Ok(out) => out,
-            Err(e) => return Err(self.sandbox.fail(e)),
-        };
+        let out = self.transform_wit(&wit)?;
         batch::from_wit(out).map_err(|e| {
             let e = PluginError::bad_output(&self.sandbox.name, e);
             self.sandbox.fail(e)
         })
     }
 
+    /// Transforms one batch in the contract's own columnar form, without
+    /// the Arrow conversion (one Wasm call). The output is not validated:
+    /// [`batch::from_wit`] does that.
+    ///
+    /// # Errors
+    /// As [`Transformer::transform`], except `BadOutput`.
+    pub fn transform_wit(
+        &mut self,
+        input: &crate::bindings::WitBatch,
+    ) -> Result<crate::bindings::WitBatch, PluginError> {
+        let bindings = &self.bindings;
+        let out = self
+            .sandbox
+            .call(|s| bindings.call_transform(s, input))?
+            .map_err(|e| PluginError::from_guest(&self.sandbox.name, e));
+        out.map_err(|e| self.sandbox.fail(e))
+    }
+
     /// Counters of this instance.
-    pub fn stats(&self) -> CallStats {
-        self.sandbox.stats
+    pub fn stats(&self) -> &CallStats {
+        &self.sandbox.stats
+    }
+
+    /// True when the instance's memory has stayed above
+    /// [`Limits::recycle_above_bytes`] for [`RECYCLE_AFTER_CALLS`] calls:
+    /// replace it with a fresh one between batches.
+    pub fn needs_recycling(&self) -> bool {
+        self.sandbox.needs_recycling()
     }
 
     /// The plugin this instance runs.
@@ -214,8 +265,15 @@ impl Collector {
     }
 
     /// Counters of this instance.
-    pub fn stats(&self) -> CallStats {
-        self.sandbox.stats
+    pub fn stats(&self) -> &CallStats {
+        &self.sandbox.stats
+    }
+
+    /// True when the instance's memory has stayed above
+    /// [`Limits::recycle_above_bytes`] for [`RECYCLE_AFTER_CALLS`] calls:
+    /// replace it with a fresh one between batches.
+    pub fn needs_recycling(&self) -> bool {
+        self.sandbox.needs_recycling()
     }
 
     /// The plugin this instance runs.

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use wasmtime::component::{Component, InstancePre};
+use wasmtime::component::InstancePre;
 
 use super::host::HostState;
 use super::{PluginError, Runtime};
@@ -153,8 +153,7 @@ impl Plugin {
                 "a core WebAssembly module, not a component: build for wasm32-wasip2 (or wrap it with `wasm-tools component new`)",
             ));
         }
-        let component = Component::new(runtime.engine(), bytes)
-            .map_err(|e| PluginError::load(name, format!("invalid component: {e:#}")))?;
+        let component = runtime.compile(name, bytes)?;
         let ty = component.component_type();
         let engine = runtime.engine();
         let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_owned()).collect();

@@ -13,18 +13,19 @@
 //! directories and environment variables its [`Grants`] list: no network,
 //! no other files, no environment.
 
+mod cache;
 mod error;
 mod host;
 mod instance;
 mod load;
 
 pub use error::{PluginError, PluginErrorKind};
-pub use instance::{Collector, Transformer};
+pub use instance::{CallStats, Collector, Transformer};
 pub use load::{Plugin, PluginSource, World};
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use wasmtime::component::Linker;
@@ -49,18 +50,28 @@ pub struct Grants {
 /// Per-instance resource limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Largest linear memory an instance may grow to, in bytes.
+    /// Largest linear memory an instance may grow to, in bytes. A plugin's
+    /// output lives in its memory, so this also bounds what one call can
+    /// return.
     pub memory_bytes: usize,
     /// Wall-time budget of one call into the plugin.
     pub call_timeout: Duration,
+    /// An instance whose linear memory stays above this many bytes for
+    /// [`RECYCLE_AFTER_CALLS`] calls in a row is replaced by a fresh one
+    /// between batches (Wasm memory never shrinks).
+    pub recycle_above_bytes: usize,
 }
 
+/// Calls above the high-water mark before an instance is recycled.
+pub const RECYCLE_AFTER_CALLS: u32 = 3;
+
 impl Default for Limits {
-    /// 256 MiB of memory and 10 s per call.
+    /// 256 MiB of memory, 10 s per call, recycled above 192 MiB.
     fn default() -> Self {
         Limits {
             memory_bytes: 256 << 20,
             call_timeout: Duration::from_secs(10),
+            recycle_above_bytes: 192 << 20,
         }
     }
 }
@@ -78,6 +89,9 @@ struct RuntimeInner {
     engine: Engine,
     linker: Linker<HostState>,
     ticker_stop: Arc<AtomicBool>,
+    cache_dir: Option<PathBuf>,
+    compilations: AtomicU64,
+    cache_hits: AtomicU64,
 }
 
 impl Drop for RuntimeInner {
@@ -93,6 +107,20 @@ impl Runtime {
     /// # Errors
     /// `PluginErrorKind::Internal` when wasmtime refuses the configuration.
     pub fn new() -> Result<Self, PluginError> {
+        Self::build(None)
+    }
+
+    /// As [`Runtime::new`], with compiled components cached in `dir`
+    /// (created if missing), keyed by the component's SHA-256 and the
+    /// engine's compatibility hash.
+    ///
+    /// # Errors
+    /// As [`Runtime::new`].
+    pub fn with_cache_dir(dir: &Path) -> Result<Self, PluginError> {
+        Self::build(Some(dir.to_path_buf()))
+    }
+
+    fn build(cache_dir: Option<PathBuf>) -> Result<Self, PluginError> {
         let mut config = Config::new();
         config.wasm_component_model(true).epoch_interruption(true);
         let engine = Engine::new(&config).map_err(|e| PluginError::internal("engine", e))?;
@@ -118,6 +146,9 @@ impl Runtime {
                 engine,
                 linker,
                 ticker_stop,
+                cache_dir,
+                compilations: AtomicU64::new(0),
+                cache_hits: AtomicU64::new(0),
             }),
         })
     }
@@ -129,5 +160,37 @@ impl Runtime {
 
     pub(crate) fn linker(&self) -> &Linker<HostState> {
         &self.inner.linker
+    }
+
+    /// Components compiled by this runtime (cache misses included).
+    pub fn compilations(&self) -> u64 {
+        self.inner.compilations.load(Ordering::Relaxed)
+    }
+
+    /// Components loaded from the on-disk cache without compiling.
+    pub fn cache_hits(&self) -> u64 {
+        self.inner.cache_hits.load(Ordering::Relaxed)
+    }
+
+    /// Compiles `bytes`, through the cache when there is one.
+    pub(crate) fn compile(
+        &self,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<wasmtime::component::Component, PluginError> {
+        let inner = &self.inner;
+        if let Some(dir) = &inner.cache_dir
+            && let Some(c) = cache::load(&inner.engine, dir, bytes)
+        {
+            inner.cache_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(c);
+        }
+        let component = wasmtime::component::Component::new(&inner.engine, bytes)
+            .map_err(|e| PluginError::load(name, format!("invalid component: {e:#}")))?;
+        inner.compilations.fetch_add(1, Ordering::Relaxed);
+        if let Some(dir) = &inner.cache_dir {
+            cache::store(&inner.engine, dir, bytes, &component);
+        }
+        Ok(component)
     }
 }

@@ -68,7 +68,7 @@ fn scales_every_value_and_renames_the_unit() {
         vec![("route".to_string(), "/v1/ä".to_string())]
     );
     assert_eq!(t.stats().calls, 1);
-    assert_eq!(t.stats().errors, 0);
+    assert_eq!(t.stats().error_count(), 0);
 }
 
 #[test]
