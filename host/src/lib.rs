@@ -22,3 +22,4 @@ pub mod cli;
 pub mod config;
 pub mod pipeline;
 pub mod plugin;
+pub mod rollup;

@@ -19,7 +19,7 @@ pub struct CheckArgs {
 /// Validates the config and loads every plugin it names, checking each
 /// plugin's world. Exit 0 when valid, 2 with every problem otherwise.
 pub fn check(args: CheckArgs) -> Result<(), Failure> {
-    let config = load_and_check(&args.config)?;
+    let (config, _) = load_and_check(&args.config)?;
     println!(
         "{}: ok ({} collectors, {} transformers)",
         args.config.display(),
@@ -30,10 +30,12 @@ pub fn check(args: CheckArgs) -> Result<(), Failure> {
 }
 
 /// Parses and validates `path` and loads its plugins, so that `run` and
-/// `check` refuse the same things with the same output.
-pub(super) fn load_and_check(path: &std::path::Path) -> Result<PipelineConfig, Failure> {
+/// `check` refuse the same things with the same output. Returns the config
+/// and the runtime, whose compile cache is `DATA_DIR/cache`.
+pub(super) fn load_and_check(path: &std::path::Path) -> Result<(PipelineConfig, Runtime), Failure> {
     let config = PipelineConfig::load(path).map_err(|e| Failure::Usage(e.to_string()))?;
-    let runtime = Runtime::new().map_err(|e| Failure::Runtime(e.into()))?;
+    let runtime = Runtime::with_cache_dir(&config.archive.data_dir.join("cache"))
+        .map_err(|e| Failure::Runtime(e.into()))?;
     let mut problems = Vec::new();
     let stages = config
         .collectors
@@ -56,7 +58,7 @@ pub(super) fn load_and_check(path: &std::path::Path) -> Result<PipelineConfig, F
         }
     }
     if problems.is_empty() {
-        Ok(config)
+        Ok((config, runtime))
     } else {
         Err(Failure::Usage(problems.join("\n")))
     }

@@ -12,7 +12,6 @@ use clap::Args;
 use super::Failure;
 use crate::batch::columns;
 use crate::pipeline::{Pipeline, Sink};
-use crate::plugin::Runtime;
 
 /// Arguments of `wasmeter run`.
 #[derive(Debug, Args)]
@@ -30,10 +29,9 @@ pub struct RunArgs {
 
 /// Runs the pipeline until a signal or `--duration`, then drains it.
 pub fn run(args: RunArgs) -> Result<(), Failure> {
-    let config = super::check::load_and_check(&args.config)?;
+    let (config, runtime) = super::check::load_and_check(&args.config)?;
     let rt = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
     rt.block_on(async move {
-        let runtime = Runtime::new()?;
         let sink = PrintSink { print: args.print, out: std::io::BufWriter::new(std::io::stdout()) };
         let pipeline = Pipeline::start(&config, &runtime, sink)?;
         tracing::info!(

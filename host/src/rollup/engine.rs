@@ -1,0 +1,502 @@
+//! The rollup engine: raw measures in, closed aggregate rows out.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+
+use super::methods::aggregate;
+use super::policy::{ArchivePolicy, PolicyRules};
+use crate::batch::{self, BatchError};
+use crate::bindings::WitSeries;
+
+/// Identity and description of one series.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SeriesInfo {
+    /// Meter name.
+    pub metric: String,
+    /// What is measured.
+    pub resource_id: String,
+    /// Unit of the series (of its first sample).
+    pub unit: String,
+    /// Labels, sorted by key.
+    pub attributes: Vec<(String, String)>,
+}
+
+/// One raw measure: (ns since the Unix epoch, value).
+type Point = (i64, f64);
+
+/// The open state of one series.
+#[derive(Debug, Clone)]
+pub(super) struct SeriesState {
+    pub(super) info: Arc<SeriesInfo>,
+    pub(super) policy: usize,
+    /// Raw measures of the open buckets: sorted by time, one per timestamp.
+    pub(super) points: Vec<Point>,
+    /// The newest raw measure before `points` (the predecessor `rate:`
+    /// needs for the first of them).
+    pub(super) pred: Option<Point>,
+    /// The newest timestamp ever stored for the series.
+    pub(super) last: Option<i64>,
+    /// Per policy granularity: start of the first bucket not yet written.
+    pub(super) open_from: Vec<i64>,
+}
+
+/// A bucket that was closed and must be written, once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClosedRow {
+    /// Bucket start, ns since the Unix epoch, UTC.
+    pub timestamp: i64,
+    /// The series.
+    pub series: Arc<SeriesInfo>,
+    /// One value per method of the policy (policy order); `None` where
+    /// Gnocchi has no point (`std` of one value, `rate:` without a
+    /// difference).
+    pub values: Vec<Option<f64>>,
+}
+
+/// Closed rows of one (policy, granularity).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClosedRows {
+    /// Rows in closing order.
+    pub rows: Vec<ClosedRow>,
+}
+
+/// What the engine refused, by reason and metric, and what it accepted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RollupReport {
+    /// Measures merged into open buckets.
+    pub accepted: u64,
+    /// Measures older than the back window allows (Gnocchi drops these
+    /// silently; wasmeter counts them), by metric.
+    pub late: BTreeMap<String, u64>,
+    /// Measures of metrics no archive policy rule matches, by metric.
+    pub no_policy: BTreeMap<String, u64>,
+    /// Measures stamped before 1970-01-01 (Gnocchi refuses them), by metric.
+    pub before_epoch: BTreeMap<String, u64>,
+    /// Rows closed (one per series, granularity and non-empty bucket).
+    pub rows_closed: u64,
+}
+
+impl RollupReport {
+    /// All refused measures.
+    pub fn refused(&self) -> u64 {
+        [&self.late, &self.no_policy, &self.before_epoch]
+            .iter()
+            .flat_map(|m| m.values())
+            .sum()
+    }
+}
+
+/// Gnocchi's retention over one aggregate series: keeps the rows whose
+/// bucket is strictly after `newest bucket − timespan` (exactly `points`
+/// buckets when the data is dense). `rows` must be in time order.
+pub fn retain(rows: &mut Vec<ClosedRow>, timespan_ns: i64) {
+    if let Some(newest) = rows.iter().map(|r| r.timestamp).max() {
+        rows.retain(|r| r.timestamp > newest - timespan_ns);
+    }
+}
+
+/// Floor `ts` to a multiple of `g` since the Unix epoch.
+pub fn floor(ts: i64, g: i64) -> i64 {
+    ts.div_euclid(g) * g
+}
+
+/// Aggregates samples by archive policy with Gnocchi's semantics.
+///
+/// Ingest is event-time driven, per series, as Gnocchi's metricd:
+///
+/// ```text
+/// cutoff = floor(last, block) − block × (back_window + [1 if rate:*])
+///          last: newest stored timestamp of the series; block: coarsest
+///          granularity of its policy
+/// a measure older than the cutoff is refused (and counted)
+/// a bucket [b, b+g) is closed, computed and emitted once b+g ≤ cutoff
+/// ```
+///
+/// Besides, [`RollupEngine::advance`] closes the buckets of idle series
+/// as if a measure had arrived at `now`, so the last bucket of a series
+/// that stops reporting is still written; a measure arriving later for a
+/// bucket closed that way is refused as late. That is the one deviation
+/// from Gnocchi, which rewrites aggregates instead of writing them once.
+///
+/// Duplicate timestamps follow Gnocchi's code: within one ingested batch
+/// the smallest value wins; across batches the later batch replaces the
+/// stored value.
+///
+/// Memory per open series: 16 bytes per raw measure within the open
+/// buckets, i.e. at most `(back_window + 2) × block` worth of measures,
+/// plus its strings; quantiles need no other state.
+#[derive(Debug)]
+pub struct RollupEngine {
+    pub(super) policies: Arc<[ArchivePolicy]>,
+    rules: PolicyRules,
+    pub(super) series: Vec<SeriesState>,
+    index: HashMap<Arc<SeriesInfo>, u32>,
+    closed: Vec<Vec<ClosedRows>>,
+    report: RollupReport,
+    // Scratch buffers reused across batches.
+    group_offsets: Vec<usize>,
+    group_points: Vec<Point>,
+    batch_ids: Vec<Option<u32>>,
+    sorted: Vec<f64>,
+    values: Vec<f64>,
+}
+
+impl RollupEngine {
+    /// An engine for `policies`, choosing each metric's policy by `rules`.
+    pub fn new(policies: Vec<ArchivePolicy>, rules: PolicyRules) -> Self {
+        let closed = policies
+            .iter()
+            .map(|p| vec![ClosedRows::default(); p.definition.len()])
+            .collect();
+        RollupEngine {
+            policies: policies.into(),
+            rules,
+            series: Vec::new(),
+            index: HashMap::new(),
+            closed,
+            report: RollupReport::default(),
+            group_offsets: Vec::new(),
+            group_points: Vec::new(),
+            batch_ids: Vec::new(),
+            sorted: Vec::new(),
+            values: Vec::new(),
+        }
+    }
+
+    /// The policies, by index.
+    pub fn policies(&self) -> &[ArchivePolicy] {
+        &self.policies
+    }
+
+    /// Counters so far.
+    pub fn report(&self) -> &RollupReport {
+        &self.report
+    }
+
+    /// Number of series with open state.
+    pub fn series_count(&self) -> usize {
+        self.series.len()
+    }
+
+    /// Ingests one Arrow sample batch (one ingestion pass per series, as a
+    /// metricd batch), then closes what the new cutoffs allow.
+    ///
+    /// # Errors
+    /// [`BatchError`] when the batch does not have the sample schema.
+    pub fn ingest(&mut self, batch: &RecordBatch) -> Result<(), BatchError> {
+        let wit = batch::to_wit(batch)?;
+        self.ingest_columns(&wit.series, &wit.series_index, &wit.timestamps, &wit.values);
+        Ok(())
+    }
+
+    /// Ingests samples given as columns (see [`RollupEngine::ingest`]).
+    pub fn ingest_columns(
+        &mut self,
+        series: &[WitSeries],
+        series_index: &[u32],
+        timestamps: &[i64],
+        values: &[f64],
+    ) {
+        // Map the batch's series to engine series (per series, not sample).
+        self.batch_ids.clear();
+        for s in series {
+            let id = self.series_id(s);
+            self.batch_ids.push(id);
+        }
+        // Group samples by series: a counting sort into reused buffers.
+        let n = series.len();
+        self.group_offsets.clear();
+        self.group_offsets.resize(n + 1, 0);
+        for &i in series_index {
+            self.group_offsets[i as usize + 1] += 1;
+        }
+        for i in 0..n {
+            self.group_offsets[i + 1] += self.group_offsets[i];
+        }
+        self.group_points.clear();
+        self.group_points.resize(series_index.len(), (0, 0.0));
+        let mut fill = self.group_offsets.clone();
+        for ((&i, &t), &v) in series_index.iter().zip(timestamps).zip(values) {
+            let slot = &mut fill[i as usize];
+            self.group_points[*slot] = (t, v);
+            *slot += 1;
+        }
+        for s in 0..n {
+            let (a, b) = (self.group_offsets[s], self.group_offsets[s + 1]);
+            if a == b {
+                continue;
+            }
+            let mut points = std::mem::take(&mut self.group_points);
+            match self.batch_ids[s] {
+                Some(id) => self.ingest_series(id as usize, &mut points[a..b]),
+                None => {
+                    *self
+                        .report
+                        .no_policy
+                        .entry(series[s].metric.clone())
+                        .or_default() += (b - a) as u64;
+                }
+            }
+            self.group_points = points;
+        }
+    }
+
+    /// The engine id of `s`, registering it; `None` when no rule matches.
+    fn series_id(&mut self, s: &WitSeries) -> Option<u32> {
+        let key = SeriesInfo {
+            metric: s.metric.clone(),
+            resource_id: s.resource_id.clone(),
+            unit: String::new(),
+            attributes: s.attributes.clone(),
+        };
+        if let Some(&id) = self.index.get(&key) {
+            return Some(id);
+        }
+        let policy = self.rules.policy_for(&s.metric)?;
+        let info = Arc::new(SeriesInfo {
+            unit: s.unit.clone(),
+            ..key.clone()
+        });
+        let id = self.register(info, policy);
+        self.index.insert(Arc::new(key), id);
+        Some(id)
+    }
+
+    pub(super) fn rules_policy_for(&self, metric: &str) -> Option<usize> {
+        self.rules.policy_for(metric)
+    }
+
+    pub(super) fn register(&mut self, info: Arc<SeriesInfo>, policy: usize) -> u32 {
+        let id = self.series.len() as u32;
+        let granularities = self.policies[policy].definition.len();
+        self.series.push(SeriesState {
+            info,
+            policy,
+            points: Vec::new(),
+            pred: None,
+            last: None,
+            open_from: vec![i64::MIN; granularities],
+        });
+        id
+    }
+
+    pub(super) fn index_series(&mut self, id: u32) {
+        let info = &self.series[id as usize].info;
+        let key = SeriesInfo {
+            unit: String::new(),
+            ..(**info).clone()
+        };
+        self.index.insert(Arc::new(key), id);
+    }
+
+    fn ingest_series(&mut self, id: usize, new: &mut [Point]) {
+        // 1. Sort by (time, value): ties keep the smallest value.
+        if !new.is_sorted_by(|a, b| (a.0, a.1) <= (b.0, b.1)) {
+            new.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        }
+        let policy = &self.policies[self.series[id].policy];
+        let (block, ebw) = (policy.block_ns(), policy.effective_back_window());
+        let st = &mut self.series[id];
+        // 2. The cutoff from the stored state, and the written buckets.
+        let mut accept_from = st
+            .last
+            .map_or(i64::MIN, |last| floor(last, block) - block * ebw);
+        accept_from = st.open_from.iter().copied().fold(accept_from, i64::max);
+        let mut prev: Option<i64> = None;
+        let mut appended_in_order = true;
+        for &(t, v) in new.iter() {
+            if prev == Some(t) {
+                continue; // a duplicate within the batch: the first (smallest) stays
+            }
+            prev = Some(t);
+            if t < 0 {
+                *self
+                    .report
+                    .before_epoch
+                    .entry(st.info.metric.clone())
+                    .or_default() += 1;
+                continue;
+            }
+            if t < accept_from {
+                *self.report.late.entry(st.info.metric.clone()).or_default() += 1;
+                continue;
+            }
+            self.report.accepted += 1;
+            appended_in_order &= st.points.last().is_none_or(|p| p.0 < t);
+            st.points.push((t, v));
+            st.last = Some(st.last.map_or(t, |l| l.max(t)));
+        }
+        if !appended_in_order {
+            // 3. Merge: for equal timestamps the new value replaces the
+            // stored one. New points were appended after the stored ones; a
+            // stable sort by time keeps that order, so keep the last of each.
+            st.points.sort_by_key(|p| p.0);
+            let mut merged: Vec<Point> = Vec::with_capacity(st.points.len());
+            for p in st.points.drain(..) {
+                match merged.last_mut() {
+                    Some(last) if last.0 == p.0 => *last = p,
+                    _ => merged.push(p),
+                }
+            }
+            st.points = merged;
+        }
+        if let Some(last) = st.last {
+            let cutoff = floor(last, block) - block * ebw;
+            self.close_series(id, cutoff);
+        }
+    }
+
+    /// Closes, for every series, the buckets that a measure at `now_ns`
+    /// would close (idle series included). Run mode passes the wall clock,
+    /// import mode the newest event time.
+    pub fn advance(&mut self, now_ns: i64) {
+        for id in 0..self.series.len() {
+            let p = &self.policies[self.series[id].policy];
+            let (block, ebw) = (p.block_ns(), p.effective_back_window());
+            self.close_series(id, floor(now_ns, block) - block * ebw);
+        }
+    }
+
+    /// Emits every bucket of series `id` that ends at or before `close_at`
+    /// and drops the raw measures no open bucket needs.
+    fn close_series(&mut self, id: usize, close_at: i64) {
+        let policies = self.policies.clone();
+        let policy = &policies[self.series[id].policy];
+        let st = &mut self.series[id];
+        for (gi, item) in policy.definition.iter().enumerate() {
+            let g = item.granularity_ns();
+            // The first bucket still open after closing: its end > close_at.
+            let new_open = floor(close_at.saturating_sub(g), g).saturating_add(g);
+            if new_open <= st.open_from[gi] {
+                continue;
+            }
+            let lo = st.points.partition_point(|p| p.0 < st.open_from[gi]);
+            let hi = st.points.partition_point(|p| p.0 < new_open);
+            let mut i = lo;
+            while i < hi {
+                let bucket = floor(st.points[i].0, g);
+                let end = st.points[lo..hi].partition_point(|p| p.0 < bucket + g) + lo;
+                let pred = if i > 0 {
+                    Some(st.points[i - 1])
+                } else {
+                    st.pred
+                };
+                let values = compute_bucket(
+                    &policy.aggregation_methods,
+                    &st.points[i..end],
+                    pred,
+                    &mut self.values,
+                    &mut self.sorted,
+                );
+                self.closed[st.policy][gi].rows.push(ClosedRow {
+                    timestamp: bucket,
+                    series: st.info.clone(),
+                    values,
+                });
+                self.report.rows_closed += 1;
+                i = end;
+            }
+            st.open_from[gi] = new_open;
+        }
+        // Keep only what open buckets need; remember the predecessor.
+        let keep_from = st.open_from.iter().copied().min().unwrap_or(i64::MIN);
+        let cut = st.points.partition_point(|p| p.0 < keep_from);
+        if cut > 0 {
+            st.pred = Some(st.points[cut - 1]);
+            st.points.drain(..cut);
+        }
+    }
+
+    /// Takes the rows closed so far, per policy and granularity index.
+    pub fn take_closed(&mut self) -> Vec<Vec<ClosedRows>> {
+        let empty = self
+            .policies
+            .iter()
+            .map(|p| vec![ClosedRows::default(); p.definition.len()])
+            .collect();
+        std::mem::replace(&mut self.closed, empty)
+    }
+
+    /// The aggregates of the open (not yet closed) buckets of every series
+    /// at `policy`/`granularity index`, computed now: for alarms, which
+    /// look at the still-filling bucket as Aodh does.
+    pub fn open_rows(&mut self, policy: usize, gi: usize) -> Vec<ClosedRow> {
+        let policies = self.policies.clone();
+        let p = &policies[policy];
+        let g = p.definition[gi].granularity_ns();
+        let mut out = Vec::new();
+        for st in self.series.iter().filter(|s| s.policy == policy) {
+            let lo = st.points.partition_point(|x| x.0 < st.open_from[gi]);
+            let mut i = lo;
+            while i < st.points.len() {
+                let bucket = floor(st.points[i].0, g);
+                let end = st.points.partition_point(|x| x.0 < bucket + g);
+                let pred = if i > 0 {
+                    Some(st.points[i - 1])
+                } else {
+                    st.pred
+                };
+                let values = compute_bucket(
+                    &p.aggregation_methods,
+                    &st.points[i..end],
+                    pred,
+                    &mut self.values,
+                    &mut self.sorted,
+                );
+                out.push(ClosedRow {
+                    timestamp: bucket,
+                    series: st.info.clone(),
+                    values,
+                });
+                i = end;
+            }
+        }
+        out
+    }
+}
+
+/// Computes every method of a bucket from its raw points (time order) and
+/// the raw point before them (`pred`, for `rate:`). `methods` is in
+/// canonical order: plain methods first, then `rate:` ones.
+fn compute_bucket(
+    methods: &[super::policy::AggregationMethod],
+    points: &[Point],
+    pred: Option<Point>,
+    values: &mut Vec<f64>,
+    sorted: &mut Vec<f64>,
+) -> Vec<Option<f64>> {
+    let mut out = Vec::with_capacity(methods.len());
+    values.clear();
+    values.extend(points.iter().map(|p| p.1));
+    let plain_len = values.len();
+    let mut ready = false;
+    let mut diffs_done = false;
+    for m in methods {
+        if m.rate && !diffs_done {
+            // Differences of consecutive raw values, stamped at the later
+            // point; the first point of a series has none.
+            let mut prev = pred.map(|p| p.1);
+            for p in points {
+                if let Some(prev) = prev {
+                    values.push(p.1 - prev);
+                }
+                prev = Some(p.1);
+            }
+            diffs_done = true;
+            ready = false;
+        }
+        let data = if m.rate {
+            &values[plain_len..]
+        } else {
+            &values[..plain_len]
+        };
+        out.push(if data.is_empty() {
+            None
+        } else {
+            aggregate(m.base, data, sorted, &mut ready)
+        });
+    }
+    out
+}

@@ -1,0 +1,445 @@
+//! Every worked example of reference §1.3 and §1.4, with exact values.
+
+use super::policy::{RawArchivePolicy, RawDuration, RawPolicyItem, RawPolicyRule};
+use super::*;
+use crate::bindings::{SampleType, WitSeries};
+
+/// 2014-01-01T00:00:00Z in ns.
+const DAY: i64 = 1_388_534_400 * 1_000_000_000;
+
+/// `"12:01:30"` on 2014-01-01, in ns.
+fn at(hms: &str) -> i64 {
+    let p: Vec<i64> = hms.split(':').map(|x| x.parse().unwrap()).collect();
+    DAY + (p[0] * 3600 + p[1] * 60 + p[2]) * 1_000_000_000
+}
+
+fn policy(items: &[(u64, Option<u64>)], back_window: u64, methods: &[&str]) -> ArchivePolicy {
+    RawArchivePolicy {
+        name: "test".into(),
+        back_window,
+        definition: items
+            .iter()
+            .map(|&(g, p)| RawPolicyItem {
+                granularity: Some(RawDuration::Seconds(g as f64)),
+                points: p,
+                timespan: None,
+            })
+            .collect(),
+        aggregation_methods: Some(methods.iter().map(|m| m.to_string()).collect()),
+    }
+    .build()
+    .unwrap()
+}
+
+fn engine(p: ArchivePolicy) -> RollupEngine {
+    let rules = PolicyRules::new(
+        &[RawPolicyRule {
+            name: "all".into(),
+            metric_pattern: "*".into(),
+            archive_policy_name: "test".into(),
+        }],
+        std::slice::from_ref(&p),
+    )
+    .unwrap();
+    RollupEngine::new(vec![p], rules)
+}
+
+fn series() -> Vec<WitSeries> {
+    vec![WitSeries {
+        metric: "m".into(),
+        resource_id: "r".into(),
+        unit: "1".into(),
+        type_: SampleType::Gauge,
+        attributes: vec![],
+    }]
+}
+
+/// One ingestion pass with `(time, value)` measures of series m/r.
+fn ingest(e: &mut RollupEngine, measures: &[(&str, f64)]) {
+    let idx = vec![0u32; measures.len()];
+    let ts: Vec<i64> = measures.iter().map(|m| at(m.0)).collect();
+    let vs: Vec<f64> = measures.iter().map(|m| m.1).collect();
+    e.ingest_columns(&series(), &idx, &ts, &vs);
+}
+
+/// Closes everything and returns, per granularity index, the rows as
+/// (bucket "HH:MM:SS", values).
+fn close_all(e: &mut RollupEngine) -> Vec<Vec<(String, Vec<Option<f64>>)>> {
+    e.advance(i64::MAX / 2);
+    e.take_closed()
+        .remove(0)
+        .into_iter()
+        .map(|rows| {
+            rows.rows
+                .into_iter()
+                .map(|r| {
+                    let s = (r.timestamp - DAY) / 1_000_000_000;
+                    (
+                        format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60),
+                        r.values,
+                    )
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The column of method `m` from rows.
+fn column(p: &ArchivePolicy, rows: &[(String, Vec<Option<f64>>)], m: &str) -> Vec<Option<f64>> {
+    let i = p
+        .aggregation_methods
+        .iter()
+        .position(|x| x.to_string() == m)
+        .unwrap_or_else(|| panic!("{m} not in the policy"));
+    rows.iter().map(|r| r.1[i]).collect()
+}
+
+fn some(v: &[f64]) -> Vec<Option<f64>> {
+    v.iter().map(|x| Some(*x)).collect()
+}
+
+#[test]
+fn example_a_thirteen_measures() {
+    let methods = [
+        "first", "last", "count", "sum", "mean", "median", "50pct", "56pct", "min", "max", "std",
+    ];
+    let p = policy(&[(60, None)], 0, &methods);
+    let mut e = engine(p.clone());
+    ingest(
+        &mut e,
+        &[
+            ("12:00:00", 3.0),
+            ("12:00:10", 5.0),
+            ("12:00:20", 2.0),
+            ("12:00:30", 3.0),
+            ("12:00:40", 5.0),
+            ("12:01:00", 8.0),
+            ("12:01:10", 11.0),
+            ("12:01:20", 22.0),
+            ("12:01:30", 10.0),
+            ("12:01:40", 42.0),
+            ("12:01:50", 9.0),
+            ("12:02:00", 4.0),
+            ("12:02:10", 2.0),
+        ],
+    );
+    let rows = &close_all(&mut e)[0];
+    let buckets: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(buckets, ["12:00:00", "12:01:00", "12:02:00"]);
+    assert_eq!(column(&p, rows, "first"), some(&[3.0, 8.0, 4.0]));
+    assert_eq!(column(&p, rows, "last"), some(&[5.0, 9.0, 2.0]));
+    assert_eq!(column(&p, rows, "count"), some(&[5.0, 6.0, 2.0]));
+    assert_eq!(column(&p, rows, "sum"), some(&[18.0, 102.0, 6.0]));
+    assert_eq!(column(&p, rows, "mean"), some(&[3.6, 17.0, 3.0]));
+    assert_eq!(column(&p, rows, "median"), some(&[3.0, 10.5, 3.0]));
+    assert_eq!(column(&p, rows, "50pct"), some(&[3.0, 10.5, 3.0]));
+    // The reference prints 3.48 rounded; NumPy's linear percentile (run
+    // independently: numpy.percentile([2, 3, 3, 5, 5], 56)) gives
+    // 3.4800000000000004, and so do we.
+    assert_eq!(
+        column(&p, rows, "56pct"),
+        some(&[3.4800000000000004, 10.8, 3.12])
+    );
+    assert_eq!(column(&p, rows, "min"), some(&[2.0, 8.0, 2.0]));
+    assert_eq!(column(&p, rows, "max"), some(&[5.0, 42.0, 4.0]));
+    assert_eq!(
+        column(&p, rows, "std"),
+        some(&[1.3416407864998738, 13.266499161421599, 1.4142135623730951])
+    );
+}
+
+#[test]
+fn example_b_percentiles() {
+    let p = policy(&[(60, None)], 0, &["74pct", "95pct"]);
+    let mut e = engine(p.clone());
+    ingest(
+        &mut e,
+        &[("12:00:00", 3.0), ("12:00:10", 5.0), ("12:00:20", 6.0)],
+    );
+    let rows = &close_all(&mut e)[0];
+    assert_eq!(column(&p, rows, "74pct"), some(&[5.48]));
+    assert_eq!(column(&p, rows, "95pct"), some(&[5.9]));
+}
+
+#[test]
+fn example_c_std_of_one_point_is_no_point() {
+    let p = policy(&[(60, None)], 0, &["std"]);
+    let mut e = engine(p.clone());
+    ingest(
+        &mut e,
+        &[
+            ("12:00:00", 3.0),
+            ("12:00:04", 6.0),
+            ("12:00:09", 5.0),
+            ("12:01:06", 9.0),
+        ],
+    );
+    let rows = &close_all(&mut e)[0];
+    assert_eq!(
+        column(&p, rows, "std"),
+        vec![Some(1.5275252316519465), None]
+    );
+}
+
+#[test]
+fn example_d_rate_with_a_counter_reset() {
+    let p = policy(&[(60, None)], 0, &["rate:mean", "rate:last", "rate:sum"]);
+    let mut e = engine(p.clone());
+    ingest(
+        &mut e,
+        &[
+            ("12:00:00", 50.0),
+            ("12:00:04", 55.0),
+            ("12:01:02", 65.0),
+            ("12:01:14", 66.0),
+            ("12:01:24", 70.0),
+            ("12:02:04", 83.0),
+            ("12:02:35", 92.0),
+            ("12:02:42", 103.0),
+            ("12:03:02", 105.0),
+            ("12:03:22", 5.0),
+            ("12:03:42", 7.0),
+            ("12:04:09", 23.0),
+        ],
+    );
+    let rows = &close_all(&mut e)[0];
+    assert_eq!(rows.len(), 5);
+    assert_eq!(
+        column(&p, rows, "rate:mean"),
+        some(&[5.0, 5.0, 11.0, -32.0, 16.0])
+    );
+    assert_eq!(
+        column(&p, rows, "rate:last"),
+        some(&[5.0, 4.0, 11.0, 2.0, 16.0])
+    );
+    assert_eq!(
+        column(&p, rows, "rate:sum"),
+        some(&[5.0, 15.0, 33.0, -96.0, 16.0])
+    );
+}
+
+#[test]
+fn example_d_holds_when_measures_arrive_one_by_one() {
+    // The same input in 12 passes: the predecessor survives bucket closing.
+    let p = policy(&[(60, None)], 0, &["rate:mean"]);
+    let mut e = engine(p.clone());
+    for m in [
+        ("12:00:00", 50.0),
+        ("12:00:04", 55.0),
+        ("12:01:02", 65.0),
+        ("12:01:14", 66.0),
+        ("12:01:24", 70.0),
+        ("12:02:04", 83.0),
+        ("12:02:35", 92.0),
+        ("12:02:42", 103.0),
+        ("12:03:02", 105.0),
+        ("12:03:22", 5.0),
+        ("12:03:42", 7.0),
+        ("12:04:09", 23.0),
+    ] {
+        ingest(&mut e, &[m]);
+    }
+    let rows = &close_all(&mut e)[0];
+    assert_eq!(
+        column(&p, rows, "rate:mean"),
+        some(&[5.0, 5.0, 11.0, -32.0, 16.0])
+    );
+}
+
+#[test]
+fn example_e_rate_last_with_a_gap() {
+    let p = policy(&[(60, None)], 0, &["rate:last"]);
+    let mut e = engine(p.clone());
+    ingest(
+        &mut e,
+        &[
+            ("12:00:00", 50.0),
+            ("12:00:10", 55.0),
+            ("12:01:00", 65.0),
+            ("12:01:10", 66.0),
+            ("12:01:20", 70.0),
+            ("12:03:00", 105.0),
+            ("12:03:10", 108.0),
+            ("12:03:20", 200.0),
+            ("12:04:09", 202.0),
+        ],
+    );
+    let rows = &close_all(&mut e)[0];
+    let buckets: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(buckets, ["12:00:00", "12:01:00", "12:03:00", "12:04:00"]);
+    assert_eq!(column(&p, rows, "rate:last"), some(&[5.0, 4.0, 92.0, 2.0]));
+}
+
+#[test]
+fn example_f_retention() {
+    let p = policy(&[(60, Some(3)), (300, Some(2))], 0, &["mean"]);
+    let mut e = engine(p.clone());
+    let measures: Vec<(String, f64)> = (0..10)
+        .map(|i| (format!("12:{i:02}:30"), i as f64))
+        .collect();
+    let refs: Vec<(&str, f64)> = measures.iter().map(|(t, v)| (t.as_str(), *v)).collect();
+    ingest(&mut e, &refs);
+    e.advance(i64::MAX / 2);
+    let mut closed = e.take_closed().remove(0);
+    let mut by_g = Vec::new();
+    for (gi, item) in p.definition.iter().enumerate() {
+        let rows = &mut closed[gi].rows;
+        retain(rows, item.timespan().unwrap().as_nanos() as i64);
+        by_g.push(
+            rows.iter()
+                .map(|r| ((r.timestamp - DAY) / 60_000_000_000, r.values[0]))
+                .collect::<Vec<_>>(),
+        );
+    }
+    // Minutes after midnight: 12:07 = 727.
+    assert_eq!(
+        by_g[0],
+        vec![(727, Some(7.0)), (728, Some(8.0)), (729, Some(9.0))]
+    );
+    assert_eq!(by_g[1], vec![(720, Some(2.0)), (725, Some(7.0))]);
+}
+
+#[test]
+fn late_data_is_refused_and_counted() {
+    // §1.3: 60 s and 1 s buckets, sum and count, back_window 0.
+    let p = policy(&[(1, None), (60, None)], 0, &["sum", "count"]);
+    let mut e = engine(p.clone());
+    ingest(&mut e, &[("12:00:05", 1.0), ("12:01:30", 1.0)]);
+    ingest(&mut e, &[("12:00:59", 100.0), ("12:01:00", 10.0)]);
+    let rows = &close_all(&mut e)[1];
+    assert_eq!(column(&p, rows, "sum"), some(&[1.0, 11.0]));
+    assert_eq!(column(&p, rows, "count"), some(&[1.0, 2.0]));
+    assert_eq!(e.report().late.get("m"), Some(&1));
+    assert_eq!(e.report().accepted, 3);
+
+    // back_window 1: the cutoff is 12:00:00, 12:00:59 is accepted, and a
+    // point at 11:59:59 is still refused.
+    let p = policy(&[(1, None), (60, None)], 1, &["sum", "count"]);
+    let mut e = engine(p.clone());
+    ingest(&mut e, &[("12:00:05", 1.0), ("12:01:30", 1.0)]);
+    ingest(
+        &mut e,
+        &[
+            ("12:00:59", 100.0),
+            ("12:01:00", 10.0),
+            ("11:59:59", 1000.0),
+        ],
+    );
+    let rows = &close_all(&mut e)[1];
+    assert_eq!(column(&p, rows, "sum"), some(&[101.0, 11.0]));
+    assert_eq!(e.report().late.get("m"), Some(&1));
+}
+
+#[test]
+fn the_cutoff_comes_from_stored_state_not_the_batch() {
+    // [checked]: one batch spanning hours is accepted whole; the next
+    // batch's 11:00 is behind the cutoff, 12:00:30 and 14:00 are kept.
+    let p = policy(&[(60, None)], 0, &["count"]);
+    let mut e = engine(p.clone());
+    ingest(&mut e, &[("10:00:00", 1.0), ("12:00:05", 1.0)]);
+    ingest(
+        &mut e,
+        &[("11:00:00", 1.0), ("12:00:30", 1.0), ("14:00:00", 1.0)],
+    );
+    let rows = &close_all(&mut e)[0];
+    let got: Vec<(&str, Option<f64>)> = rows.iter().map(|r| (r.0.as_str(), r.1[0])).collect();
+    assert_eq!(
+        got,
+        [
+            ("10:00:00", Some(1.0)),
+            ("12:00:00", Some(2.0)),
+            ("14:00:00", Some(1.0))
+        ]
+    );
+    assert_eq!(e.report().late.get("m"), Some(&1));
+}
+
+#[test]
+fn duplicates_within_a_batch_keep_the_smallest_across_batches_the_latest() {
+    let p = policy(&[(60, None)], 0, &["last", "count"]);
+    let mut e = engine(p.clone());
+    ingest(
+        &mut e,
+        &[
+            ("12:00:00", 9.0),
+            ("12:00:00", 8.0),
+            ("12:00:00", 7.0),
+            ("12:00:00", 4.0),
+        ],
+    );
+    let rows = &close_all(&mut e)[0];
+    assert_eq!(column(&p, rows, "last"), some(&[4.0]));
+    assert_eq!(column(&p, rows, "count"), some(&[1.0]));
+    let mut e = engine(p.clone());
+    for v in [5.0, 2.0, 9.0] {
+        ingest(&mut e, &[("12:00:00", v)]);
+    }
+    let rows = &close_all(&mut e)[0];
+    assert_eq!(column(&p, rows, "last"), some(&[9.0]));
+    assert_eq!(column(&p, rows, "count"), some(&[1.0]));
+}
+
+#[test]
+fn seven_day_buckets_start_on_thursdays() {
+    let p = policy(&[(7 * 86400, None)], 0, &["count"]);
+    let mut e = engine(p);
+    ingest(&mut e, &[("00:00:00", 1.0)]);
+    e.advance(i64::MAX / 2);
+    let rows = e.take_closed().remove(0).remove(0).rows;
+    // 2014-01-01 falls in the bucket of Thursday 2013-12-26.
+    assert_eq!(rows[0].timestamp, 1_388_016_000 * 1_000_000_000);
+}
+
+#[test]
+fn open_buckets_survive_a_restart() {
+    let p = policy(&[(60, None)], 0, &["mean", "count", "rate:sum", "max"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = engine(p.clone());
+    ingest(
+        &mut first,
+        &[
+            ("12:00:00", 1.0),
+            ("12:00:10", 3.0),
+            ("12:01:00", 10.0),
+            ("12:02:05", 4.0),
+        ],
+    );
+    // rate:sum keeps one more block: the cutoff is 12:01, only 12:00 closes.
+    let closed = first.take_closed().remove(0).remove(0).rows;
+    assert_eq!(closed.len(), 1);
+    assert_eq!(closed[0].values, some(&[2.0, 2.0, 3.0, 2.0]));
+    first.save_state(dir.path()).unwrap();
+    drop(first);
+
+    let mut second = engine(p.clone());
+    assert_eq!(second.load_state(dir.path()).unwrap(), 1);
+    ingest(
+        &mut second,
+        &[("12:01:30", 20.0), ("12:00:30", 99.0), ("12:02:10", 6.0)],
+    );
+    let rows = &close_all(&mut second)[0];
+    // One row per bucket, with the measures from both sides of the restart;
+    // 12:00:30 is behind the cutoff.
+    let buckets: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(buckets, ["12:01:00", "12:02:00"]);
+    assert_eq!(column(&p, rows, "mean"), some(&[15.0, 5.0]));
+    assert_eq!(column(&p, rows, "count"), some(&[2.0, 2.0]));
+    assert_eq!(column(&p, rows, "max"), some(&[20.0, 6.0]));
+    // rate:sum of 12:01 uses the predecessor 3.0 saved before the restart.
+    assert_eq!(column(&p, rows, "rate:sum"), some(&[17.0, -14.0]));
+    assert_eq!(second.report().late.get("m"), Some(&1));
+}
+
+#[test]
+fn idle_series_are_closed_by_advance() {
+    let p = policy(&[(60, None)], 0, &["count"]);
+    let mut e = engine(p);
+    ingest(&mut e, &[("12:00:10", 1.0)]);
+    e.advance(at("12:00:59"));
+    assert!(e.take_closed()[0][0].rows.is_empty());
+    e.advance(at("12:01:00"));
+    assert_eq!(e.take_closed()[0][0].rows.len(), 1);
+    // A measure for the bucket closed that way is late.
+    ingest(&mut e, &[("12:00:20", 1.0)]);
+    assert_eq!(e.report().late.get("m"), Some(&1));
+}
