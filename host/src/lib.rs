@@ -16,6 +16,7 @@
 //! | [`pipeline`] | stage graph, scheduling, channels                         |
 //! | [`cli`]      | the `wasmeter` command line                               |
 
+pub mod archive;
 pub mod batch;
 pub mod bindings;
 pub mod cli;

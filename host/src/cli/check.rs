@@ -1,5 +1,6 @@
 //! `wasmeter check CONFIG`.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -19,7 +20,7 @@ pub struct CheckArgs {
 /// Validates the config and loads every plugin it names, checking each
 /// plugin's world. Exit 0 when valid, 2 with every problem otherwise.
 pub fn check(args: CheckArgs) -> Result<(), Failure> {
-    let (config, _) = load_and_check(&args.config)?;
+    let (config, _, _) = load_and_check(&args.config)?;
     println!(
         "{}: ok ({} collectors, {} transformers)",
         args.config.display(),
@@ -30,13 +31,17 @@ pub fn check(args: CheckArgs) -> Result<(), Failure> {
 }
 
 /// Parses and validates `path` and loads its plugins, so that `run` and
-/// `check` refuse the same things with the same output. Returns the config
-/// and the runtime, whose compile cache is `DATA_DIR/cache`.
-pub(super) fn load_and_check(path: &std::path::Path) -> Result<(PipelineConfig, Runtime), Failure> {
+/// `check` refuse the same things with the same output. Returns the config,
+/// the runtime (whose compile cache is `DATA_DIR/cache`) and each stage's
+/// plugin digest.
+pub(super) fn load_and_check(
+    path: &std::path::Path,
+) -> Result<(PipelineConfig, Runtime, BTreeMap<String, String>), Failure> {
     let config = PipelineConfig::load(path).map_err(|e| Failure::Usage(e.to_string()))?;
     let runtime = Runtime::with_cache_dir(&config.archive.data_dir.join("cache"))
         .map_err(|e| Failure::Runtime(e.into()))?;
     let mut problems = Vec::new();
+    let mut digests = BTreeMap::new();
     let stages = config
         .collectors
         .iter()
@@ -50,6 +55,7 @@ pub(super) fn load_and_check(path: &std::path::Path) -> Result<(PipelineConfig, 
     for (name, source, world) in stages {
         match Plugin::load(&runtime, &source.to_string(), source).map(Arc::new) {
             Ok(p) => {
+                digests.insert(name.clone(), p.digest().to_owned());
                 if let Err(e) = p.expect_world(world) {
                     problems.push(format!("error: {}: stage {name}: {e}", path.display()));
                 }
@@ -58,7 +64,7 @@ pub(super) fn load_and_check(path: &std::path::Path) -> Result<(PipelineConfig, 
         }
     }
     if problems.is_empty() {
-        Ok((config, runtime))
+        Ok((config, runtime, digests))
     } else {
         Err(Failure::Usage(problems.join("\n")))
     }

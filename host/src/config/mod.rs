@@ -34,6 +34,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::plugin::{Grants, Limits, PluginSource};
+use crate::rollup::policy::{RawArchivePolicy, RawPolicyRule, builtin_policies};
+use crate::rollup::{ArchivePolicy, PolicyRules};
 
 /// A validated pipeline config.
 #[derive(Debug, Clone)]
@@ -42,6 +44,11 @@ pub struct PipelineConfig {
     pub path: PathBuf,
     /// Where wasmeter keeps its files.
     pub archive: ArchiveSettings,
+    /// Gnocchi's built-in policies, plus (or replaced by) the configured ones.
+    pub policies: Vec<ArchivePolicy>,
+    /// The configured archive policy rules; without any, Gnocchi's
+    /// `default: * -> low`.
+    pub rules: PolicyRules,
     /// Collector stages, in file order.
     pub collectors: Vec<CollectorConfig>,
     /// Transformer stages, in topological order (inputs first).
@@ -155,6 +162,10 @@ impl fmt::Display for ConfigErrors {
 struct RawConfig {
     #[serde(default)]
     archive: RawArchive,
+    #[serde(default)]
+    archive_policy: Vec<Spanned<RawArchivePolicy>>,
+    #[serde(default)]
+    archive_policy_rule: Vec<Spanned<RawPolicyRule>>,
     #[serde(default)]
     collector: Vec<Spanned<RawCollector>>,
     #[serde(default)]
@@ -417,6 +428,55 @@ impl PipelineConfig {
             }
         };
 
+        // Archive policies: built-ins, replaced by configured ones of the
+        // same name.
+        let mut policies = builtin_policies();
+        let mut configured: HashMap<String, usize> = HashMap::new();
+        for (i, p) in raw.archive_policy.iter().enumerate() {
+            let field = format!("archive_policy[{i}]");
+            if let Some(first) = configured.insert(p.get_ref().name.clone(), i) {
+                errors.push(src.error(
+                    Some(p.span()),
+                    format!("{field}.name"),
+                    format!(
+                        "duplicate archive policy {:?} (also archive_policy[{first}])",
+                        p.get_ref().name
+                    ),
+                ));
+                continue;
+            }
+            match p.get_ref().build() {
+                Ok(policy) => {
+                    policies.retain(|b| b.name != policy.name);
+                    policies.push(policy);
+                }
+                Err(problems) => {
+                    for (f, msg) in problems {
+                        errors.push(src.error(Some(p.span()), format!("{field}.{f}"), msg));
+                    }
+                }
+            }
+        }
+        let raw_rules: Vec<RawPolicyRule> = raw
+            .archive_policy_rule
+            .iter()
+            .map(|r| r.get_ref().clone())
+            .collect();
+        let rules = if raw_rules.is_empty() {
+            PolicyRules::default_rule(&policies)
+        } else {
+            PolicyRules::new(&raw_rules, &policies).unwrap_or_else(|problems| {
+                for (i, msg) in problems {
+                    errors.push(src.error(
+                        Some(raw.archive_policy_rule[i].span()),
+                        format!("archive_policy_rule[{i}]"),
+                        msg,
+                    ));
+                }
+                PolicyRules::default_rule(&policies)
+            })
+        };
+
         let data_dir = base.join(raw.archive.data_dir.as_deref().unwrap_or("wasmeter-data"));
         let archive = ArchiveSettings {
             root: raw
@@ -432,6 +492,8 @@ impl PipelineConfig {
             Ok(PipelineConfig {
                 path: path.to_path_buf(),
                 archive,
+                policies,
+                rules,
                 collectors,
                 transformers: order
                     .into_iter()

@@ -44,7 +44,17 @@ pub const CHANNEL_CAPACITY: usize = 16;
 pub trait Sink: Send + 'static {
     /// Receives one batch produced by a leaf stage (`stage`).
     fn write(&mut self, stage: &str, batch: &RecordBatch);
+
+    /// Called about once a second with the wall clock, ns since the Unix
+    /// epoch (for time-driven work: closing idle buckets, flushing).
+    fn tick(&mut self, _now_ns: i64) {}
+
+    /// Called once, after the last batch, when the pipeline stops.
+    fn finish(&mut self) {}
 }
+
+/// How often the sink's [`Sink::tick`] runs.
+pub const SINK_TICK: Duration = Duration::from_secs(1);
 
 /// What a stage did during a run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -247,13 +257,28 @@ impl Pipeline {
         drop(inboxes);
         drop(sink_tx);
 
-        let sink_task = tokio::spawn(async move {
-            let mut samples = 0u64;
-            while let Some((stage, batch)) = sink_rx.recv().await {
-                samples += batch.num_rows() as u64;
-                sink.write(&stage, &batch);
-            }
-            samples
+        // The sink does blocking work (Parquet files): its own thread.
+        let handle = tokio::runtime::Handle::current();
+        let sink_task = tokio::task::spawn_blocking(move || {
+            handle.block_on(async move {
+                let mut samples = 0u64;
+                let mut tick = tokio::time::interval(SINK_TICK);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        received = sink_rx.recv() => match received {
+                            Some((stage, batch)) => {
+                                samples += batch.num_rows() as u64;
+                                sink.write(&stage, &batch);
+                            }
+                            None => break,
+                        },
+                        _ = tick.tick() => sink.tick(now_ns()),
+                    }
+                }
+                sink.finish();
+                samples
+            })
         });
         Ok(Pipeline {
             tasks,
@@ -279,6 +304,11 @@ impl Pipeline {
         report.samples_to_sink = self.sink_task.await.unwrap_or(0);
         report
     }
+}
+
+/// The wall clock, ns since the Unix epoch, UTC.
+pub fn wall_clock_ns() -> i64 {
+    now_ns()
 }
 
 fn now_ns() -> i64 {

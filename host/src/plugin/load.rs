@@ -111,6 +111,7 @@ pub struct Plugin {
     imports: Vec<String>,
     exports: Vec<String>,
     size: usize,
+    digest: String,
     pub(crate) pre: InstancePre<HostState>,
 }
 
@@ -210,6 +211,14 @@ impl Plugin {
             imports,
             exports,
             size: bytes.len(),
+            digest: {
+                use sha2::Digest;
+                let d = sha2::Sha256::digest(bytes);
+                format!(
+                    "sha256:{}",
+                    d.iter().map(|b| format!("{b:02x}")).collect::<String>()
+                )
+            },
             pre,
         })
     }
@@ -261,6 +270,11 @@ impl Plugin {
     /// The component's size in bytes.
     pub fn size(&self) -> usize {
         self.size
+    }
+
+    /// `sha256:<hex>` of the component's bytes.
+    pub fn digest(&self) -> &str {
+        &self.digest
     }
 }
 

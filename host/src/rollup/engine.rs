@@ -223,7 +223,7 @@ impl RollupEngine {
             self.group_points[*slot] = (t, v);
             *slot += 1;
         }
-        for s in 0..n {
+        for (s, wit) in series.iter().enumerate() {
             let (a, b) = (self.group_offsets[s], self.group_offsets[s + 1]);
             if a == b {
                 continue;
@@ -232,11 +232,7 @@ impl RollupEngine {
             match self.batch_ids[s] {
                 Some(id) => self.ingest_series(id as usize, &mut points[a..b]),
                 None => {
-                    *self
-                        .report
-                        .no_policy
-                        .entry(series[s].metric.clone())
-                        .or_default() += (b - a) as u64;
+                    *self.report.no_policy.entry(wit.metric.clone()).or_default() += (b - a) as u64;
                 }
             }
             self.group_points = points;
@@ -407,6 +403,23 @@ impl RollupEngine {
             st.pred = Some(st.points[cut - 1]);
             st.points.drain(..cut);
         }
+    }
+
+    /// The earliest bucket start still open among the series of
+    /// `policy` at granularity index `gi` (`i64::MAX` when there is none):
+    /// archive partitions that end before it can no longer change.
+    pub fn min_open_from(&self, policy: usize, gi: usize) -> i64 {
+        let g = self.policies[policy].definition[gi].granularity_ns();
+        self.series
+            .iter()
+            .filter(|s| s.policy == policy)
+            .map(|s| match s.open_from[gi] {
+                // Nothing closed yet: open from its first measure.
+                i64::MIN => s.points.first().map_or(i64::MAX, |p| floor(p.0, g)),
+                open => open,
+            })
+            .min()
+            .unwrap_or(i64::MAX)
     }
 
     /// Takes the rows closed so far, per policy and granularity index.

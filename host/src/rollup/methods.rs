@@ -73,7 +73,7 @@ fn percentile(v: &[f64], q: u8) -> f64 {
         return f64::NAN;
     }
     let n = v.len();
-    if q == 50 && n % 2 == 0 {
+    if q == 50 && n.is_multiple_of(2) {
         return (v[n / 2 - 1] + v[n / 2]) / 2.0;
     }
     let index = f64::from(q) / 100.0 * (n - 1) as f64;

@@ -1,5 +1,8 @@
 //! Every worked example of reference §1.3 and §1.4, with exact values.
 
+// Reference values are quoted digit for digit.
+#![allow(clippy::excessive_precision, clippy::approx_constant)]
+
 use super::policy::{RawArchivePolicy, RawDuration, RawPolicyItem, RawPolicyRule};
 use super::*;
 use crate::bindings::{SampleType, WitSeries};

@@ -1,0 +1,466 @@
+//! The Parquet archive: layout, writer, compaction and retention.
+//!
+//! Consumes: closed rollup rows ([`ClosedRows`]) per archive policy and
+//! granularity. Emits: Parquet files that DuckDB, DataFusion, pandas,
+//! polars, Spark and Trino read directly.
+//!
+//! ```text
+//! ROOT/policy=<name>/granularity=<seconds>/date=<YYYY-MM-DD>/part-*.parquet
+//! ```
+//!
+//! One row per (series, bucket), sorted by (metric, resource_id,
+//! attributes, timestamp):
+//!
+//! ```text
+//! column        Parquet type                            notes
+//! timestamp     INT64 TIMESTAMP(MICROS, UTC)            bucket start
+//! granularity   INT64                                   seconds
+//! metric        BYTE_ARRAY UTF8, dictionary-encoded
+//! resource_id   BYTE_ARRAY UTF8, dictionary-encoded
+//! unit          BYTE_ARRAY UTF8, dictionary-encoded
+//! attributes    MAP<UTF8, UTF8>                         labels
+//! <method>…     DOUBLE, nullable                        mean, pct95, rate_mean…
+//! ```
+//!
+//! Every file is zstd-compressed with page statistics, and its key-value
+//! metadata records `wasmeter.policy` (the definition), `wasmeter.version`
+//! and `wasmeter.plugins` (stage → SHA-256 of the component). Files are
+//! written under a hidden temporary name and renamed, so readers never see
+//! a partial file. A partition no open bucket can reach any more is
+//! compacted into one file; partitions wholly older than the policy's
+//! timespan are deleted.
+
+mod sink;
+
+pub use sink::{ArchiveSink, Clock, PrintTee};
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use arrow::array::{
+    Array, ArrayRef, Float64Builder, Int64Array, MapBuilder, MapFieldNames, RecordBatch,
+    StringBuilder, StringDictionaryBuilder, TimestampMicrosecondArray,
+};
+use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+
+use crate::rollup::{ArchivePolicy, ClosedRow, ClosedRows};
+
+/// Nanoseconds in a day.
+const DAY_NS: i64 = 86_400 * 1_000_000_000;
+
+/// Writes closed rollup rows into the archive.
+#[derive(Debug)]
+pub struct ArchiveWriter {
+    root: PathBuf,
+    policies: Arc<[ArchivePolicy]>,
+    plugins: BTreeMap<String, String>,
+    seq: u64,
+    files_written: u64,
+    rows_written: u64,
+}
+
+/// The date partition (`YYYY-MM-DD`, UTC) of a timestamp in ns.
+pub fn date_of(ts_ns: i64) -> String {
+    let secs = ts_ns.div_euclid(1_000_000_000).max(0) as u64;
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    humantime::format_rfc3339_seconds(t).to_string()[..10].to_owned()
+}
+
+/// Parses a `date=YYYY-MM-DD` partition value into its start, ns.
+fn date_start(date: &str) -> Option<i64> {
+    let t = humantime::parse_rfc3339(&format!("{date}T00:00:00Z")).ok()?;
+    Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos() as i64)
+}
+
+impl ArchiveWriter {
+    /// A writer into `root` for `policies`; `plugins` (stage → digest) goes
+    /// into every file's metadata.
+    pub fn new(
+        root: &Path,
+        policies: Arc<[ArchivePolicy]>,
+        plugins: BTreeMap<String, String>,
+    ) -> Self {
+        ArchiveWriter {
+            root: root.to_path_buf(),
+            policies,
+            plugins,
+            seq: 0,
+            files_written: 0,
+            rows_written: 0,
+        }
+    }
+
+    /// The archive root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Files and rows written so far.
+    pub fn written(&self) -> (u64, u64) {
+        (self.files_written, self.rows_written)
+    }
+
+    /// The folder of one partition.
+    pub fn partition_dir(&self, policy: &ArchivePolicy, gi: usize, date: &str) -> PathBuf {
+        self.granularity_dir(policy, gi)
+            .join(format!("date={date}"))
+    }
+
+    fn granularity_dir(&self, policy: &ArchivePolicy, gi: usize) -> PathBuf {
+        self.root
+            .join(format!("policy={}", policy.name))
+            .join(format!(
+                "granularity={}",
+                policy.definition[gi].granularity.as_secs()
+            ))
+    }
+
+    /// The Arrow schema of `policy`'s archive files.
+    pub fn schema(policy: &ArchivePolicy) -> SchemaRef {
+        let dict = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+        let mut fields = vec![
+            Field::new(
+                "timestamp",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                false,
+            ),
+            Field::new("granularity", DataType::Int64, false),
+            Field::new("metric", dict.clone(), false),
+            Field::new("resource_id", dict.clone(), false),
+            Field::new("unit", dict, false),
+            Field::new(
+                "attributes",
+                attributes_builder().finish().data_type().clone(),
+                false,
+            ),
+        ];
+        fields.extend(
+            policy
+                .aggregation_methods
+                .iter()
+                .map(|m| Field::new(m.column_name(), DataType::Float64, true)),
+        );
+        Arc::new(Schema::new(fields))
+    }
+
+    fn properties(&self, policy: &ArchivePolicy) -> WriterProperties {
+        let mut meta = vec![
+            KeyValue::new(
+                "wasmeter.version".into(),
+                env!("CARGO_PKG_VERSION").to_owned(),
+            ),
+            KeyValue::new(
+                "wasmeter.policy".into(),
+                format!("{}: {}", policy.name, policy.describe()),
+            ),
+        ];
+        let plugins: Vec<String> = self
+            .plugins
+            .iter()
+            .map(|(s, d)| format!("{s}={d}"))
+            .collect();
+        meta.push(KeyValue::new("wasmeter.plugins".into(), plugins.join(",")));
+        let mut b = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(
+                ZstdLevel::try_new(9).expect("valid level"),
+            ))
+            .set_dictionary_enabled(true)
+            .set_statistics_enabled(EnabledStatistics::Page)
+            .set_key_value_metadata(Some(meta))
+            .set_column_dictionary_enabled(ColumnPath::from("timestamp"), false)
+            .set_column_encoding(ColumnPath::from("timestamp"), Encoding::DELTA_BINARY_PACKED);
+        // Floats: byte-stream split makes their bytes compress.
+        for m in &policy.aggregation_methods {
+            let col = ColumnPath::from(m.column_name());
+            b = b
+                .set_column_dictionary_enabled(col.clone(), false)
+                .set_column_encoding(col, Encoding::BYTE_STREAM_SPLIT);
+        }
+        b.build()
+    }
+
+    /// Writes `rows` of `policy`/granularity `gi`: one new file per date
+    /// partition they touch. Returns the files written.
+    ///
+    /// # Errors
+    /// I/O and Parquet errors, naming the file.
+    pub fn write(
+        &mut self,
+        policy_idx: usize,
+        gi: usize,
+        rows: &ClosedRows,
+    ) -> anyhow::Result<Vec<PathBuf>> {
+        if rows.rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let policy = self.policies[policy_idx].clone();
+        let mut by_date: BTreeMap<String, Vec<&ClosedRow>> = BTreeMap::new();
+        for r in &rows.rows {
+            by_date.entry(date_of(r.timestamp)).or_default().push(r);
+        }
+        let mut files = Vec::new();
+        for (date, mut part) in by_date {
+            part.sort_by(|a, b| {
+                (
+                    &a.series.metric,
+                    &a.series.resource_id,
+                    &a.series.attributes,
+                    a.timestamp,
+                )
+                    .cmp(&(
+                        &b.series.metric,
+                        &b.series.resource_id,
+                        &b.series.attributes,
+                        b.timestamp,
+                    ))
+            });
+            let batch = rows_to_batch(&policy, gi, &part)?;
+            let dir = self.partition_dir(&policy, gi, &date);
+            self.seq += 1;
+            let name = format!(
+                "part-{}-{}-{}.parquet",
+                part[0].timestamp / 1000,
+                std::process::id(),
+                self.seq
+            );
+            let path = self.write_file(&policy, &dir, &name, &[batch])?;
+            self.rows_written += part.len() as u64;
+            files.push(path);
+        }
+        Ok(files)
+    }
+
+    fn write_file(
+        &mut self,
+        policy: &ArchivePolicy,
+        dir: &Path,
+        name: &str,
+        batches: &[RecordBatch],
+    ) -> anyhow::Result<PathBuf> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let path = dir.join(name);
+        let tmp = dir.join(format!(".{name}.tmp"));
+        let file = std::fs::File::create(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        let mut w =
+            ArrowWriter::try_new(file, Self::schema(policy), Some(self.properties(policy)))?;
+        for b in batches {
+            w.write(b)?;
+        }
+        w.close()
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("cannot rename {}", tmp.display()))?;
+        self.files_written += 1;
+        Ok(path)
+    }
+
+    /// Compacts every partition of `policy`/`gi` that ends at or before
+    /// `closed_before` (ns; no open bucket can reach it) and has more than
+    /// one file, into one file. Returns the partitions compacted.
+    ///
+    /// # Errors
+    /// I/O and Parquet errors; the partition is then left as it was.
+    pub fn compact(
+        &mut self,
+        policy_idx: usize,
+        gi: usize,
+        closed_before: i64,
+    ) -> anyhow::Result<Vec<PathBuf>> {
+        let policy = self.policies[policy_idx].clone();
+        let mut done = Vec::new();
+        for (date, dir) in partitions(&self.granularity_dir(&policy, gi))? {
+            let Some(start) = date_start(&date) else {
+                continue;
+            };
+            if start + DAY_NS > closed_before {
+                continue;
+            }
+            let files = parquet_files(&dir)?;
+            if files.len() < 2 {
+                continue;
+            }
+            let mut batches = Vec::new();
+            for f in &files {
+                let reader =
+                    ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f)?)?.build()?;
+                for b in reader {
+                    batches.push(b?);
+                }
+            }
+            let all = arrow::compute::concat_batches(&Self::schema(&policy), &batches)?;
+            let sorted = sort_rows(&all)?;
+            let first_ts = sorted
+                .column(0)
+                .as_any()
+                .downcast_ref::<TimestampMicrosecondArray>()
+                .map_or(0, |t| if t.is_empty() { 0 } else { t.value(0) });
+            self.seq += 1;
+            let name = format!(
+                "compacted-{first_ts}-{}-{}.parquet",
+                std::process::id(),
+                self.seq
+            );
+            self.write_file(&policy, &dir, &name, &[sorted])?;
+            for f in files {
+                std::fs::remove_file(&f)
+                    .with_context(|| format!("cannot remove {}", f.display()))?;
+            }
+            done.push(dir);
+        }
+        Ok(done)
+    }
+
+    /// Deletes the partitions that lie wholly before `now − timespan` for
+    /// every granularity with a retention. Returns the folders deleted.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn apply_retention(&self, now_ns: i64) -> anyhow::Result<Vec<PathBuf>> {
+        let mut removed = Vec::new();
+        for policy in self.policies.iter() {
+            for (gi, item) in policy.definition.iter().enumerate() {
+                let Some(span) = item.timespan() else {
+                    continue;
+                };
+                let horizon = now_ns.saturating_sub(span.as_nanos() as i64);
+                for (date, dir) in partitions(&self.granularity_dir(policy, gi))? {
+                    if date_start(&date).is_some_and(|s| s + DAY_NS <= horizon) {
+                        std::fs::remove_dir_all(&dir)
+                            .with_context(|| format!("cannot remove {}", dir.display()))?;
+                        removed.push(dir);
+                    }
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
+fn attributes_builder() -> MapBuilder<StringBuilder, StringBuilder> {
+    MapBuilder::new(
+        Some(MapFieldNames {
+            entry: "entries".into(),
+            key: "keys".into(),
+            value: "values".into(),
+        }),
+        StringBuilder::new(),
+        StringBuilder::new(),
+    )
+    .with_values_field(Field::new("values", DataType::Utf8, false))
+}
+
+fn rows_to_batch(
+    policy: &ArchivePolicy,
+    gi: usize,
+    rows: &[&ClosedRow],
+) -> anyhow::Result<RecordBatch> {
+    let g = policy.definition[gi].granularity.as_secs() as i64;
+    let ts: TimestampMicrosecondArray = rows
+        .iter()
+        .map(|r| Some(r.timestamp / 1000))
+        .collect::<TimestampMicrosecondArray>()
+        .with_timezone("UTC");
+    let gran = Int64Array::from(vec![g; rows.len()]);
+    let mut metric = StringDictionaryBuilder::<Int32Type>::new();
+    let mut resource = StringDictionaryBuilder::<Int32Type>::new();
+    let mut unit = StringDictionaryBuilder::<Int32Type>::new();
+    let mut attrs = attributes_builder();
+    for r in rows {
+        metric.append_value(&r.series.metric);
+        resource.append_value(&r.series.resource_id);
+        unit.append_value(&r.series.unit);
+        for (k, v) in &r.series.attributes {
+            attrs.keys().append_value(k);
+            attrs.values().append_value(v);
+        }
+        attrs.append(true)?;
+    }
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(ts),
+        Arc::new(gran),
+        Arc::new(metric.finish()),
+        Arc::new(resource.finish()),
+        Arc::new(unit.finish()),
+        Arc::new(attrs.finish()),
+    ];
+    for mi in 0..policy.aggregation_methods.len() {
+        let mut b = Float64Builder::with_capacity(rows.len());
+        for r in rows {
+            b.append_option(r.values[mi]);
+        }
+        columns.push(Arc::new(b.finish()));
+    }
+    Ok(RecordBatch::try_new(
+        ArchiveWriter::schema(policy),
+        columns,
+    )?)
+}
+
+/// Sorts archive rows by (metric, resource_id, attributes, timestamp).
+fn sort_rows(batch: &RecordBatch) -> anyhow::Result<RecordBatch> {
+    use arrow::row::{RowConverter, SortField};
+    let keys = ["metric", "resource_id", "attributes", "timestamp"];
+    let cols: Vec<ArrayRef> = keys
+        .iter()
+        .map(|k| batch.column_by_name(k).cloned().context("archive column"))
+        .collect::<anyhow::Result<_>>()?;
+    let converter = RowConverter::new(
+        cols.iter()
+            .map(|c| SortField::new(c.data_type().clone()))
+            .collect(),
+    )?;
+    let rows = converter.convert_columns(&cols)?;
+    let mut order: Vec<u32> = (0..batch.num_rows() as u32).collect();
+    order.sort_by(|&a, &b| rows.row(a as usize).cmp(&rows.row(b as usize)));
+    let indices = arrow::array::UInt32Array::from(order);
+    Ok(arrow::compute::take_record_batch(batch, &indices)?)
+}
+
+/// `(date, folder)` of every `date=` partition under `dir`.
+fn partitions(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e).with_context(|| format!("cannot list {}", dir.display())),
+    };
+    for e in entries {
+        let path = e?.path();
+        if let Some(date) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("date="))
+        {
+            out.push((date.to_owned(), path.clone()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The visible `.parquet` files of a partition, sorted.
+fn parquet_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "parquet")
+                && !p
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with('.'))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests;

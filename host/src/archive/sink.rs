@@ -1,0 +1,238 @@
+//! The pipeline's sink: samples into the rollup engine, closed rows into the
+//! archive, open buckets saved on shutdown.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{Float64Type, Int32Type, TimestampNanosecondType};
+
+use super::ArchiveWriter;
+use crate::batch::columns;
+use crate::pipeline::Sink;
+use crate::rollup::{RollupEngine, RollupReport};
+
+/// Ticks between two compaction and retention passes.
+const MAINTENANCE_EVERY_TICKS: u64 = 60;
+
+/// Which clock closes idle buckets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// The wall clock (`wasmeter run`).
+    Wall,
+    /// The newest event time seen (`wasmeter import`, tests).
+    EventTime,
+}
+
+/// Rolls samples up and archives the closed buckets.
+pub struct ArchiveSink {
+    engine: RollupEngine,
+    writer: ArchiveWriter,
+    data_dir: PathBuf,
+    clock: Clock,
+    newest_event: i64,
+    ticks: u64,
+    tee: Option<PrintTee>,
+    logged_refused: u64,
+}
+
+impl ArchiveSink {
+    /// A sink over `engine` (whose open state is restored from
+    /// `data_dir`), writing with `writer`.
+    ///
+    /// # Errors
+    /// A state file that exists but cannot be read.
+    pub fn new(
+        mut engine: RollupEngine,
+        writer: ArchiveWriter,
+        data_dir: PathBuf,
+        clock: Clock,
+    ) -> anyhow::Result<Self> {
+        let restored = engine.load_state(&data_dir)?;
+        if restored > 0 {
+            tracing::info!(series = restored, "restored open buckets");
+        }
+        Ok(ArchiveSink {
+            engine,
+            writer,
+            data_dir,
+            clock,
+            newest_event: i64::MIN,
+            ticks: 0,
+            tee: None,
+            logged_refused: 0,
+        })
+    }
+
+    /// Also prints every sample to `tee`.
+    pub fn with_tee(mut self, tee: PrintTee) -> Self {
+        self.tee = Some(tee);
+        self
+    }
+
+    /// The engine's counters.
+    pub fn report(&self) -> &RollupReport {
+        self.engine.report()
+    }
+
+    /// Writes the closed rows; then, every so often, compacts and applies
+    /// retention.
+    fn flush(&mut self, now_ns: i64, maintenance: bool) {
+        for (pi, per_g) in self.engine.take_closed().into_iter().enumerate() {
+            for (gi, rows) in per_g.into_iter().enumerate() {
+                if let Err(e) = self.writer.write(pi, gi, &rows) {
+                    tracing::error!(rows = rows.rows.len(), "cannot write archive rows: {e:#}");
+                }
+            }
+        }
+        if maintenance {
+            for pi in 0..self.engine.policies().len() {
+                for gi in 0..self.engine.policies()[pi].definition.len() {
+                    let closed_before = self.engine.min_open_from(pi, gi);
+                    match self.writer.compact(pi, gi, closed_before) {
+                        Ok(done) => done
+                            .iter()
+                            .for_each(|d| tracing::debug!(partition = %d.display(), "compacted")),
+                        Err(e) => tracing::error!("compaction failed: {e:#}"),
+                    }
+                }
+            }
+            match self.writer.apply_retention(now_ns) {
+                Ok(removed) => removed.iter().for_each(
+                    |d| tracing::info!(partition = %d.display(), "removed past its timespan"),
+                ),
+                Err(e) => tracing::error!("retention failed: {e:#}"),
+            }
+        }
+        let refused = self.engine.report().refused();
+        if refused != self.logged_refused {
+            let r = self.engine.report();
+            tracing::warn!(late = ?r.late, no_policy = ?r.no_policy, before_epoch = ?r.before_epoch, "measures refused by the rollup engine");
+            self.logged_refused = refused;
+        }
+    }
+
+    fn now(&self, wall_ns: i64) -> i64 {
+        match self.clock {
+            Clock::Wall => wall_ns,
+            Clock::EventTime => self.newest_event,
+        }
+    }
+}
+
+impl Sink for ArchiveSink {
+    fn write(&mut self, _stage: &str, batch: &RecordBatch) {
+        if let Some(tee) = &mut self.tee {
+            tee.write(batch);
+        }
+        if let Some(ts) = batch
+            .column_by_name(columns::TIMESTAMP)
+            .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
+            && let Some(max) = arrow::compute::max(ts)
+        {
+            self.newest_event = self.newest_event.max(max);
+        }
+        if let Err(e) = self.engine.ingest(batch) {
+            tracing::error!(samples = batch.num_rows(), "rollup refused a batch: {e}");
+        }
+        if self.clock == Clock::EventTime {
+            self.engine.advance(self.newest_event);
+        }
+    }
+
+    fn tick(&mut self, now_ns: i64) {
+        self.ticks += 1;
+        let now = self.now(now_ns);
+        if self.clock == Clock::Wall {
+            self.engine.advance(now);
+        }
+        self.flush(now, self.ticks.is_multiple_of(MAINTENANCE_EVERY_TICKS));
+    }
+
+    fn finish(&mut self) {
+        let now = self.now(crate::pipeline::wall_clock_ns());
+        self.flush(now, true);
+        if let Err(e) = self.engine.save_state(&self.data_dir) {
+            tracing::error!("cannot save the open buckets: {e:#}");
+        }
+        let (files, rows) = self.writer.written();
+        let r = self.engine.report();
+        tracing::info!(
+            accepted = r.accepted,
+            refused = r.refused(),
+            rows_closed = r.rows_closed,
+            files,
+            rows,
+            open_series = self.engine.series_count(),
+            archive = %self.writer.root().display(),
+            "rollup stopped, open buckets saved"
+        );
+    }
+}
+
+/// Prints samples as text lines: `TIME METRIC RESOURCE VALUE UNIT [k=v,…]`
+/// (time RFC 3339, UTC). A closed output (e.g. `| head`) stops printing
+/// without an error.
+pub struct PrintTee {
+    out: Box<dyn Write + Send>,
+    open: bool,
+}
+
+impl PrintTee {
+    /// Prints to stdout.
+    pub fn stdout() -> Self {
+        PrintTee {
+            out: Box::new(std::io::BufWriter::new(std::io::stdout())),
+            open: true,
+        }
+    }
+
+    /// Prints one batch.
+    pub fn write(&mut self, batch: &RecordBatch) {
+        if self.open
+            && write_lines(&mut self.out, batch)
+                .and_then(|_| self.out.flush())
+                .is_err()
+        {
+            self.open = false;
+        }
+    }
+}
+
+fn write_lines(out: &mut impl Write, batch: &RecordBatch) -> std::io::Result<()> {
+    let col = |name| batch.column_by_name(name).expect("sample schema");
+    let ts = col(columns::TIMESTAMP).as_primitive::<TimestampNanosecondType>();
+    let dict = |name| {
+        let d = col(name).as_dictionary::<Int32Type>();
+        (d.keys().clone(), d.values().as_string::<i32>().clone())
+    };
+    let (mk, mv) = dict(columns::METRIC);
+    let (rk, rv) = dict(columns::RESOURCE_ID);
+    let (uk, uv) = dict(columns::UNIT);
+    let attrs = col(columns::ATTRIBUTES).as_map();
+    let values = col(columns::VALUE).as_primitive::<Float64Type>();
+    for i in 0..batch.num_rows() {
+        let t = std::time::UNIX_EPOCH + Duration::from_nanos(ts.value(i).max(0) as u64);
+        write!(
+            out,
+            "{} {} {} {} {}",
+            humantime::format_rfc3339_nanos(t),
+            mv.value(mk.value(i) as usize),
+            rv.value(rk.value(i) as usize),
+            values.value(i),
+            uv.value(uk.value(i) as usize),
+        )?;
+        let entries = attrs.value(i);
+        if !entries.is_empty() {
+            let k = entries.column(0).as_string::<i32>();
+            let v = entries.column(1).as_string::<i32>();
+            let pairs: Vec<String> = (0..entries.len())
+                .map(|j| format!("{}={}", k.value(j), v.value(j)))
+                .collect();
+            write!(out, " {}", pairs.join(","))?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}
