@@ -5,6 +5,7 @@ mod archive;
 mod cli;
 mod pipeline;
 mod plugins;
+mod reload;
 mod sandbox;
 mod support;
 

@@ -10,19 +10,33 @@ use wasmeter::plugin::PluginErrorKind;
 
 use crate::support::{data_dir, runtime};
 
-/// Keeps every batch it receives.
+/// Keeps every batch of the stages, and counts the self-telemetry ones.
 #[derive(Clone, Default)]
-struct Collect(Arc<Mutex<Vec<RecordBatch>>>);
+struct Collect(Arc<Mutex<Vec<RecordBatch>>>, Arc<Mutex<Vec<RecordBatch>>>);
 
 impl Sink for Collect {
-    fn write(&mut self, _stage: &str, batch: &RecordBatch) {
-        self.0.lock().unwrap().push(batch.clone());
+    fn write(&mut self, stage: &str, batch: &RecordBatch) {
+        let to = if stage == "wasmeter" {
+            &self.1
+        } else {
+            &self.0
+        };
+        to.lock().unwrap().push(batch.clone());
     }
 }
 
 /// Runs `config` (TOML, `{proc}` replaced by the fixture /proc) until
 /// `ticks` collector ticks have passed.
 fn run(dir: &Path, toml: &str, ticks: u64) -> (RunReport, Vec<RecordBatch>) {
+    run_with_telemetry(dir, toml, ticks).0
+}
+
+/// As [`run`], also returning the self-telemetry batches.
+fn run_with_telemetry(
+    dir: &Path,
+    toml: &str,
+    ticks: u64,
+) -> ((RunReport, Vec<RecordBatch>), Vec<RecordBatch>) {
     let proc_dir = data_dir()
         .join("node_exporter-fixtures/proc")
         .canonicalize()
@@ -48,17 +62,21 @@ fn run(dir: &Path, toml: &str, ticks: u64) -> (RunReport, Vec<RecordBatch>) {
         p.wait().await
     });
     let batches = sink.0.lock().unwrap().clone();
-    (report, batches)
+    let telemetry = sink.1.lock().unwrap().clone();
+    ((report, batches), telemetry)
 }
 
 #[test]
 fn a_trapping_transformer_loses_nothing_and_the_next_batch_goes_through() {
     let dir = tempfile::tempdir().unwrap();
-    let (report, batches) = run(
+    let ((report, batches), telemetry) = run_with_telemetry(
         dir.path(),
         r#"
 [archive]
 data_dir = "data"
+
+[telemetry]
+interval = "200ms"
 
 [[collector]]
 name = "host"
@@ -112,6 +130,32 @@ settings = { behaviour = "panic", every = 2 }
         assert_eq!(kept[0].columns()[1..], batches[0].columns()[1..]);
         assert_ne!(kept[0].column(0), batches[0].column(0));
     }
+
+    // Self-telemetry went to the sink as wasmeter.* samples, per stage; the
+    // last one counts the traps it had seen by then.
+    assert!(!telemetry.is_empty());
+    let last = wasmeter::batch::to_wit(telemetry.last().unwrap()).unwrap();
+    let metrics: std::collections::BTreeSet<&str> =
+        last.series.iter().map(|s| s.metric.as_str()).collect();
+    for m in [
+        "wasmeter.stage.samples.in",
+        "wasmeter.stage.samples.out",
+        "wasmeter.plugin.calls",
+        "wasmeter.plugin.busy",
+    ] {
+        assert!(metrics.contains(m), "{metrics:?}");
+    }
+    let traps = last
+        .series
+        .iter()
+        .zip(&last.values)
+        .find(|(s, _)| {
+            s.metric == "wasmeter.plugin.errors"
+                && s.resource_id == "flaky"
+                && s.attributes == [("kind".to_string(), "trap".to_string())]
+        })
+        .map(|(_, v)| *v);
+    assert!(matches!(traps, Some(1.0) | Some(2.0)), "{traps:?}");
 }
 
 #[test]

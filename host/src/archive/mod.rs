@@ -103,6 +103,11 @@ impl ArchiveWriter {
         &self.root
     }
 
+    /// The stage → plugin digest map recorded in every file.
+    pub fn plugins(&self) -> &BTreeMap<String, String> {
+        &self.plugins
+    }
+
     /// Files and rows written so far.
     pub fn written(&self) -> (u64, u64) {
         (self.files_written, self.rows_written)

@@ -10,11 +10,14 @@ use arrow::datatypes::{Float64Type, Int32Type, TimestampNanosecondType};
 
 use super::ArchiveWriter;
 use crate::batch::columns;
+use crate::config::PipelineConfig;
 use crate::pipeline::Sink;
 use crate::rollup::{RollupEngine, RollupReport};
 
 /// Ticks between two compaction and retention passes.
 const MAINTENANCE_EVERY_TICKS: u64 = 60;
+/// Ticks between two `wasmeter.rollup.*` self-telemetry samples.
+const TELEMETRY_EVERY_TICKS: u64 = 10;
 
 /// Which clock closes idle buckets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +116,45 @@ impl ArchiveSink {
         }
     }
 
+    /// The engine's own counters as `wasmeter.rollup.*` samples, rolled up
+    /// like any other: `accepted`, `rows_closed`, and `refused` with
+    /// attributes `reason` (late, no_policy, before_epoch) and `metric`.
+    fn self_telemetry(&mut self, ts: i64) {
+        use crate::bindings::{SampleType, WitSeries};
+        let r = self.engine.report().clone();
+        let mut series = Vec::new();
+        let mut values = Vec::new();
+        let mut push = |metric: &str, attrs: Vec<(String, String)>, v: f64| {
+            series.push(WitSeries {
+                metric: metric.to_owned(),
+                resource_id: "rollup".to_owned(),
+                unit: "1".to_owned(),
+                type_: SampleType::Cumulative,
+                attributes: attrs,
+            });
+            values.push(v);
+        };
+        push("wasmeter.rollup.accepted", vec![], r.accepted as f64);
+        push("wasmeter.rollup.rows_closed", vec![], r.rows_closed as f64);
+        for (reason, by_metric) in [
+            ("late", &r.late),
+            ("no_policy", &r.no_policy),
+            ("before_epoch", &r.before_epoch),
+        ] {
+            for (metric, n) in by_metric {
+                let attrs = vec![
+                    ("metric".to_owned(), metric.clone()),
+                    ("reason".to_owned(), reason.to_owned()),
+                ];
+                push("wasmeter.rollup.refused", attrs, *n as f64);
+            }
+        }
+        let n = values.len();
+        let index: Vec<u32> = (0..n as u32).collect();
+        self.engine
+            .ingest_columns(&series, &index, &vec![ts; n], &values);
+    }
+
     fn now(&self, wall_ns: i64) -> i64 {
         match self.clock {
             Clock::Wall => wall_ns,
@@ -145,9 +187,45 @@ impl Sink for ArchiveSink {
         self.ticks += 1;
         let now = self.now(now_ns);
         if self.clock == Clock::Wall {
+            if self.ticks.is_multiple_of(TELEMETRY_EVERY_TICKS) {
+                self.self_telemetry(crate::rollup::floor(now, 1_000_000_000));
+            }
             self.engine.advance(now);
         }
         self.flush(now, self.ticks.is_multiple_of(MAINTENANCE_EVERY_TICKS));
+    }
+
+    fn reconfigure(&mut self, config: &PipelineConfig) {
+        // Close what is closed under the old policies, hand the open
+        // buckets over through the state file.
+        let now = self.now(crate::pipeline::wall_clock_ns());
+        self.flush(now, false);
+        if let Err(e) = self.engine.save_state(&self.data_dir) {
+            tracing::error!(
+                "reload: cannot save the open buckets, keeping the old archive settings: {e:#}"
+            );
+            return;
+        }
+        let mut engine = RollupEngine::new(config.policies.clone(), config.rules.clone());
+        match engine.load_state(&self.data_dir) {
+            Ok(series) => tracing::info!(
+                series,
+                "reload: archive policies applied, open buckets carried over"
+            ),
+            Err(e) => {
+                tracing::error!(
+                    "reload: cannot restore the open buckets, keeping the old archive settings: {e:#}"
+                );
+                return;
+            }
+        }
+        self.engine = engine;
+        self.writer = ArchiveWriter::new(
+            &config.archive.root,
+            config.policies.clone().into(),
+            self.writer.plugins().clone(),
+        );
+        self.data_dir = config.archive.data_dir.clone();
     }
 
     fn finish(&mut self) {

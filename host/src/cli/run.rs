@@ -7,8 +7,13 @@ use anyhow::Context;
 use clap::Args;
 
 use super::Failure;
+use notify::{RecursiveMode, Watcher};
+use tokio::signal::unix::{SignalKind, signal};
+
 use crate::archive::{ArchiveSink, ArchiveWriter, Clock, PrintTee};
+use crate::config::PipelineConfig;
 use crate::pipeline::Pipeline;
+use crate::plugin::PluginSource;
 use crate::rollup::RollupEngine;
 
 /// Arguments of `wasmeter run`.
@@ -42,29 +47,53 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
     }
     let rt = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
     rt.block_on(async move {
-        let pipeline = Pipeline::start(&config, &runtime, sink)?;
+        let mut pipeline = Pipeline::start(&config, &runtime, sink)?;
         tracing::info!(
             config = %args.config.display(),
             collectors = config.collectors.len(),
             transformers = config.transformers.len(),
             "pipeline running"
         );
-        let shutdown = pipeline.shutdown_handle();
+        let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel::<&'static str>(16);
+        let mut watcher = watch_files(&args.config, &config, reload_tx.clone());
         let stop = async {
             match args.duration {
                 Some(d) => tokio::time::sleep(d).await,
                 None => std::future::pending().await,
             }
         };
-        let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("cannot install the SIGTERM handler")?;
-        tokio::select! {
-            _ = stop => tracing::info!("--duration reached, draining"),
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT, draining"),
-            _ = sigterm.recv() => tracing::info!("SIGTERM, draining"),
+        tokio::pin!(stop);
+        let mut sigterm = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+        let mut sighup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
+        loop {
+            let cause = tokio::select! {
+                _ = &mut stop => { tracing::info!("--duration reached, draining"); break }
+                _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT, draining"); break }
+                _ = sigterm.recv() => { tracing::info!("SIGTERM, draining"); break }
+                _ = sighup.recv() => "SIGHUP",
+                Some(cause) = reload_rx.recv() => cause,
+            };
+            // Debounce: editors write a file in several steps.
+            tokio::time::sleep(RELOAD_DEBOUNCE).await;
+            while reload_rx.try_recv().is_ok() {}
+            match PipelineConfig::load(&args.config) {
+                Err(errors) => {
+                    tracing::error!(cause, "reload refused, the running pipeline is unchanged:\n{errors}");
+                }
+                Ok(new) => {
+                    let new_watch = new.clone();
+                    match pipeline.reload(new).await {
+                        Ok(report) => {
+                            tracing::info!(cause, "reloaded: {report}");
+                            watcher = watch_files(&args.config, &new_watch, reload_tx.clone());
+                        }
+                        Err(e) => tracing::error!(cause, "reload refused, the running pipeline is unchanged: {e}"),
+                    }
+                }
+            }
         }
-        shutdown.trigger();
-        let report = pipeline.wait().await;
+        drop(watcher);
+        let report = pipeline.stop().await;
         let mut names: Vec<_> = report.stages.keys().cloned().collect();
         names.sort();
         for name in names {
@@ -72,8 +101,62 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
             let errors = s.plugin.error_count();
             tracing::info!(stage = %name, batches = s.batches, samples_in = s.samples_in, samples_out = s.samples_out, errors, dead_lettered = s.dead_lettered, "stage summary");
         }
-        tracing::info!(samples = report.samples_to_sink, "pipeline stopped");
+        tracing::info!(samples = report.samples_to_sink, reloads = report.reloads, "pipeline stopped");
         Ok::<(), anyhow::Error>(())
     })?;
     Ok(())
+}
+
+/// Quiet time after a file event before the reload starts.
+const RELOAD_DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// Watches the config file and every plugin file it references (their
+/// folders, since editors replace files by renaming); sends on `tx` when
+/// one of them changes. `None` (logged) when watching is not possible: the
+/// pipeline then reloads on SIGHUP only.
+fn watch_files(
+    config_path: &std::path::Path,
+    config: &PipelineConfig,
+    tx: tokio::sync::mpsc::Sender<&'static str>,
+) -> Option<notify::RecommendedWatcher> {
+    let absolute = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut files = vec![absolute(config_path)];
+    for source in config
+        .collectors
+        .iter()
+        .map(|c| &c.plugin)
+        .chain(config.transformers.iter().map(|t| &t.plugin))
+    {
+        if let PluginSource::File(p) = source {
+            files.push(absolute(p));
+        }
+    }
+    let wanted = files.clone();
+    let handler = move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event
+            && !event.kind.is_access()
+            && event.paths.iter().any(|p| wanted.contains(p))
+        {
+            let _ = tx.try_send("file change");
+        }
+    };
+    let mut watcher = match notify::recommended_watcher(handler) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!("cannot watch files, reload with SIGHUP: {e}");
+            return None;
+        }
+    };
+    let mut dirs: Vec<PathBuf> = files
+        .iter()
+        .filter_map(|f| f.parent().map(PathBuf::from))
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    for dir in dirs {
+        if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
+            tracing::warn!(dir = %dir.display(), "cannot watch, reload with SIGHUP: {e}");
+        }
+    }
+    Some(watcher)
 }

@@ -49,6 +49,9 @@ pub struct PipelineConfig {
     /// The configured archive policy rules; without any, Gnocchi's
     /// `default: * -> low`.
     pub rules: PolicyRules,
+    /// How often the pipeline emits its `wasmeter.*` self-metrics
+    /// (`[telemetry] interval`, default 10 s).
+    pub telemetry_interval: Duration,
     /// Collector stages, in file order.
     pub collectors: Vec<CollectorConfig>,
     /// Transformer stages, in topological order (inputs first).
@@ -86,7 +89,7 @@ pub struct CollectorConfig {
 }
 
 /// One `[[transformer]]` stage.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TransformerConfig {
     /// Unique stage name.
     pub name: String,
@@ -163,6 +166,8 @@ struct RawConfig {
     #[serde(default)]
     archive: RawArchive,
     #[serde(default)]
+    telemetry: RawTelemetry,
+    #[serde(default)]
     archive_policy: Vec<Spanned<RawArchivePolicy>>,
     #[serde(default)]
     archive_policy_rule: Vec<Spanned<RawPolicyRule>>,
@@ -170,6 +175,13 @@ struct RawConfig {
     collector: Vec<Spanned<RawCollector>>,
     #[serde(default)]
     transformer: Vec<Spanned<RawTransformer>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTelemetry {
+    /// Self-metrics interval, e.g. `10s`.
+    interval: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -477,6 +489,11 @@ impl PipelineConfig {
             })
         };
 
+        let telemetry_interval = match &raw.telemetry.interval {
+            Some(i) => duration(&src, i, "telemetry.interval", &mut errors)
+                .unwrap_or(Duration::from_secs(10)),
+            None => Duration::from_secs(10),
+        };
         let data_dir = base.join(raw.archive.data_dir.as_deref().unwrap_or("wasmeter-data"));
         let archive = ArchiveSettings {
             root: raw
@@ -494,6 +511,7 @@ impl PipelineConfig {
                 archive,
                 policies,
                 rules,
+                telemetry_interval,
                 collectors,
                 transformers: order
                     .into_iter()
@@ -504,6 +522,16 @@ impl PipelineConfig {
             errors.sort_by_key(|e| (e.line, e.column));
             Err(ConfigErrors(errors))
         }
+    }
+}
+
+impl PipelineConfig {
+    /// Every stage name, collectors first.
+    pub fn stage_names(&self) -> impl Iterator<Item = &str> {
+        self.collectors
+            .iter()
+            .map(|c| c.name.as_str())
+            .chain(self.transformers.iter().map(|t| t.name.as_str()))
     }
 }
 

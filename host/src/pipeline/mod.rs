@@ -19,23 +19,23 @@
 
 mod backoff;
 mod dead_letter;
+mod graph;
+mod stages;
+mod telemetry;
 
 pub use backoff::Backoff;
 pub use dead_letter::DeadLetter;
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
-use arrow::compute::filter_record_batch;
-use arrow::datatypes::Int32Type;
+use arrow::array::RecordBatch;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinSet;
 
-use crate::batch::columns;
-use crate::config::{MeterFilter, PipelineConfig};
-use crate::plugin::{self, CallStats, Plugin, PluginError, PluginErrorKind, PluginSource, Runtime};
+use crate::config::PipelineConfig;
+use crate::plugin::{CallStats, Plugin, PluginError, PluginSource, Runtime};
+use graph::{Graph, Ready};
 
 /// Batches a stage's input channel holds before its producers wait.
 pub const CHANNEL_CAPACITY: usize = 16;
@@ -49,12 +49,24 @@ pub trait Sink: Send + 'static {
     /// epoch (for time-driven work: closing idle buckets, flushing).
     fn tick(&mut self, _now_ns: i64) {}
 
+    /// Called when a reload brings a new config (archive settings or
+    /// policies may have changed).
+    fn reconfigure(&mut self, _config: &PipelineConfig) {}
+
     /// Called once, after the last batch, when the pipeline stops.
     fn finish(&mut self) {}
 }
 
 /// How often the sink's [`Sink::tick`] runs.
 pub const SINK_TICK: Duration = Duration::from_secs(1);
+
+/// What travels to the sink's thread.
+pub(crate) enum SinkMsg {
+    /// Samples from a leaf stage.
+    Batch(Arc<str>, RecordBatch),
+    /// A reload's new config.
+    Reconfigure(Arc<PipelineConfig>),
+}
 
 /// What a stage did during a run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -75,16 +87,30 @@ pub struct StageReport {
     pub replaced_instances: u64,
 }
 
-/// What every stage did, by stage name.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RunReport {
-    /// One entry per stage.
-    pub stages: HashMap<String, StageReport>,
-    /// Samples the sink received.
-    pub samples_to_sink: u64,
+impl StageReport {
+    /// Adds `other`'s counts to these.
+    pub fn merge(&mut self, other: &StageReport) {
+        self.batches += other.batches;
+        self.samples_in += other.samples_in;
+        self.samples_out += other.samples_out;
+        self.plugin.merge(&other.plugin);
+        self.dead_lettered += other.dead_lettered;
+        self.replaced_instances += other.replaced_instances;
+    }
 }
 
-/// Why a pipeline could not start.
+/// What every stage did, by stage name, over all the graphs of a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunReport {
+    /// One entry per stage that ever ran.
+    pub stages: HashMap<String, StageReport>,
+    /// Samples the sink received (self-telemetry included).
+    pub samples_to_sink: u64,
+    /// Reloads applied.
+    pub reloads: u64,
+}
+
+/// Why a pipeline could not start or reload.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PipelineError {
@@ -98,50 +124,135 @@ pub enum PipelineError {
     },
 }
 
+/// What a reload changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// Stages that kept their instance and state.
+    pub unchanged: Vec<String>,
+    /// Stages whose config or plugin changed: new instances.
+    pub changed: Vec<String>,
+    /// New stages.
+    pub added: Vec<String>,
+    /// Stages that were drained and stopped.
+    pub removed: Vec<String>,
+    /// Whether the archive settings, policies or rules changed.
+    pub archive_changed: bool,
+    /// From the call to the new graph serving.
+    pub elapsed: Duration,
+}
+
+impl std::fmt::Display for ReloadReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "-".to_owned()
+            } else {
+                v.join(",")
+            }
+        };
+        write!(
+            f,
+            "changed={} added={} removed={} unchanged={} archive_changed={} in {:?}",
+            list(&self.changed),
+            list(&self.added),
+            list(&self.removed),
+            list(&self.unchanged),
+            self.archive_changed,
+            self.elapsed
+        )
+    }
+}
+
 /// How to stop a running pipeline.
 #[derive(Clone)]
 pub struct Shutdown(watch::Sender<bool>);
 
 impl Shutdown {
-    /// Asks the collectors to stop; the graph then drains.
+    /// Asks the pipeline to stop; [`Pipeline::wait`] then drains it.
     pub fn trigger(&self) {
-        let _ = self.0.send(true);
+        self.0.send_replace(true);
     }
 }
 
-enum Output {
-    Stage(mpsc::Sender<RecordBatch>),
-    Sink(mpsc::Sender<(Arc<str>, RecordBatch)>),
+/// Counters shared with the self-telemetry task.
+#[derive(Default)]
+pub(crate) struct Counters {
+    /// Totals of stages of graphs that have ended, by name.
+    pub(crate) finished: HashMap<String, StageReport>,
+    /// The running graph's live counters.
+    pub(crate) live: graph::LiveReports,
 }
 
-impl Output {
-    async fn send(&self, stage: &Arc<str>, batch: RecordBatch) -> bool {
-        match self {
-            Output::Stage(tx) => tx.send(batch).await.is_ok(),
-            Output::Sink(tx) => tx.send((stage.clone(), batch)).await.is_ok(),
+impl Counters {
+    /// Finished plus live, by stage.
+    pub(crate) fn snapshot(&self) -> BTreeMap<String, StageReport> {
+        let mut out: BTreeMap<String, StageReport> = self
+            .finished
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (name, live) in &self.live {
+            if let Ok(r) = live.lock() {
+                out.entry(name.clone()).or_default().merge(&r);
+            }
         }
+        out
     }
 }
 
-async fn send_all(outputs: &[Output], stage: &Arc<str>, batch: RecordBatch) {
-    if batch.num_rows() == 0 {
-        return;
-    }
-    for out in outputs {
-        out.send(stage, batch.clone()).await;
-    }
-}
-
-/// A pipeline ready to run: plugins loaded and instantiated.
+/// A running pipeline: the stage graph, the sink, self-telemetry, and
+/// reloads that swap the graph without losing a sample.
 pub struct Pipeline {
-    tasks: JoinSet<(String, StageReport)>,
+    graph: Option<Graph>,
+    config: PipelineConfig,
+    runtime: Runtime,
+    plugins: HashMap<PluginSource, Arc<Plugin>>,
+    sink_tx: mpsc::Sender<SinkMsg>,
     sink_task: tokio::task::JoinHandle<u64>,
-    shutdown: Shutdown,
+    telemetry_task: tokio::task::JoinHandle<()>,
+    counters: Arc<Mutex<Counters>>,
+    shutdown: watch::Sender<bool>,
+    reloads: u64,
+}
+
+/// Reads and compiles every plugin of `config`, reusing `known` ones whose
+/// bytes are unchanged (by SHA-256).
+fn load_plugins(
+    runtime: &Runtime,
+    config: &PipelineConfig,
+    known: &HashMap<PluginSource, Arc<Plugin>>,
+) -> Result<HashMap<PluginSource, Arc<Plugin>>, PipelineError> {
+    let mut out: HashMap<PluginSource, Arc<Plugin>> = HashMap::new();
+    let stages = config
+        .collectors
+        .iter()
+        .map(|c| (&c.name, &c.plugin))
+        .chain(config.transformers.iter().map(|t| (&t.name, &t.plugin)));
+    for (stage, source) in stages {
+        if out.contains_key(source) {
+            continue;
+        }
+        let err = |e| PipelineError::Stage {
+            stage: stage.clone(),
+            source: e,
+        };
+        let bytes = source.read().map_err(err)?;
+        let digest = crate::plugin::digest(&bytes);
+        let plugin = match known.values().find(|p| p.digest() == digest) {
+            Some(p) => p.clone(),
+            None => {
+                Arc::new(Plugin::from_bytes(runtime, &source.to_string(), &bytes).map_err(err)?)
+            }
+        };
+        out.insert(source.clone(), plugin);
+    }
+    Ok(out)
 }
 
 impl Pipeline {
-    /// Loads every plugin, instantiates every stage and starts the tasks.
-    /// Must be called inside a tokio runtime.
+    /// Loads every plugin, instantiates every stage, and starts the stage
+    /// tasks, the sink thread and the self-telemetry task. Must be called
+    /// inside a tokio runtime.
     ///
     /// # Errors
     /// [`PipelineError::Stage`] for the first stage whose plugin fails to
@@ -151,112 +262,11 @@ impl Pipeline {
         runtime: &Runtime,
         mut sink: impl Sink,
     ) -> Result<Self, PipelineError> {
-        let dead_letter = DeadLetter::new(&config.archive.data_dir.join("dead-letter"));
-        let mut plugins: HashMap<PluginSource, Arc<Plugin>> = HashMap::new();
-        let mut load =
-            |stage: &str, source: &PluginSource| -> Result<Arc<Plugin>, PipelineError> {
-                if let Some(p) = plugins.get(source) {
-                    return Ok(p.clone());
-                }
-                let p = Arc::new(Plugin::load(runtime, &source.to_string(), source).map_err(
-                    |e| PipelineError::Stage {
-                        stage: stage.to_owned(),
-                        source: e,
-                    },
-                )?);
-                plugins.insert(source.clone(), p.clone());
-                Ok(p)
-            };
+        let plugins = load_plugins(runtime, config, &HashMap::new())?;
+        let mut ready = Ready::new();
+        graph::instantiate(config, &plugins, &mut ready, &HashSet::new())?;
 
-        // Input channels of the transformers, and who feeds whom.
-        let mut inboxes: HashMap<String, (mpsc::Sender<RecordBatch>, mpsc::Receiver<RecordBatch>)> =
-            config
-                .transformers
-                .iter()
-                .map(|t| (t.name.clone(), mpsc::channel(CHANNEL_CAPACITY)))
-                .collect();
-        let mut consumers: HashMap<&str, Vec<&str>> = HashMap::new();
-        for t in &config.transformers {
-            for input in &t.inputs {
-                consumers
-                    .entry(input.as_str())
-                    .or_default()
-                    .push(t.name.as_str());
-            }
-        }
-        let (sink_tx, mut sink_rx) = mpsc::channel::<(Arc<str>, RecordBatch)>(CHANNEL_CAPACITY);
-        let outputs_of = |name: &str,
-                          inboxes: &HashMap<
-            String,
-            (mpsc::Sender<RecordBatch>, mpsc::Receiver<RecordBatch>),
-        >|
-         -> Vec<Output> {
-            match consumers.get(name) {
-                Some(cs) => cs
-                    .iter()
-                    .map(|c| Output::Stage(inboxes[*c].0.clone()))
-                    .collect(),
-                None => vec![Output::Sink(sink_tx.clone())],
-            }
-        };
-
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let mut tasks = JoinSet::new();
-
-        for t in &config.transformers {
-            let plugin = load(&t.name, &t.plugin)?;
-            let instance =
-                plugin::Transformer::new(plugin, &t.name, &t.settings, &t.grants, t.limits)
-                    .map_err(|e| PipelineError::Stage {
-                        stage: t.name.clone(),
-                        source: e,
-                    })?;
-            let outputs = outputs_of(&t.name, &inboxes);
-            let stage = TransformerStage {
-                name: Arc::from(t.name.as_str()),
-                instance: Some(instance),
-                meters: t.meters.clone(),
-                pass_unmatched: t.pass_unmatched,
-                settings: t.settings.clone(),
-                grants: t.grants.clone(),
-                limits: t.limits,
-                outputs,
-                report: StageReport::default(),
-                dead_letter: dead_letter.clone(),
-                backoff: Backoff::default(),
-            };
-            let rx = inboxes
-                .get_mut(&t.name)
-                .map(|(_, rx)| std::mem::replace(rx, mpsc::channel(1).1))
-                .unwrap();
-            tasks.spawn(stage.run(rx));
-        }
-        for c in &config.collectors {
-            let plugin = load(&c.name, &c.plugin)?;
-            let instance =
-                plugin::Collector::new(plugin, &c.name, &c.settings, &c.grants, c.limits).map_err(
-                    |e| PipelineError::Stage {
-                        stage: c.name.clone(),
-                        source: e,
-                    },
-                )?;
-            let stage = CollectorStage {
-                name: Arc::from(c.name.as_str()),
-                instance: Some(instance),
-                interval: c.interval,
-                settings: c.settings.clone(),
-                grants: c.grants.clone(),
-                limits: c.limits,
-                outputs: outputs_of(&c.name, &inboxes),
-                report: StageReport::default(),
-                backoff: Backoff::default(),
-            };
-            tasks.spawn(stage.run(stop_rx.clone()));
-        }
-        // Only the stages hold senders now: when they finish, channels close.
-        drop(inboxes);
-        drop(sink_tx);
-
+        let (sink_tx, mut sink_rx) = mpsc::channel::<SinkMsg>(CHANNEL_CAPACITY);
         // The sink does blocking work (Parquet files): its own thread.
         let handle = tokio::runtime::Handle::current();
         let sink_task = tokio::task::spawn_blocking(move || {
@@ -267,10 +277,11 @@ impl Pipeline {
                 loop {
                     tokio::select! {
                         received = sink_rx.recv() => match received {
-                            Some((stage, batch)) => {
+                            Some(SinkMsg::Batch(stage, batch)) => {
                                 samples += batch.num_rows() as u64;
                                 sink.write(&stage, &batch);
                             }
+                            Some(SinkMsg::Reconfigure(config)) => sink.reconfigure(&config),
                             None => break,
                         },
                         _ = tick.tick() => sink.tick(now_ns()),
@@ -280,29 +291,179 @@ impl Pipeline {
                 samples
             })
         });
+        let graph = Graph::start(config, ready, &sink_tx);
+        let counters = Arc::new(Mutex::new(Counters {
+            finished: HashMap::new(),
+            live: graph.live.clone(),
+        }));
+        let telemetry_task = tokio::spawn(telemetry::run(
+            counters.clone(),
+            sink_tx.clone(),
+            config.telemetry_interval,
+        ));
+        let (shutdown, _) = watch::channel(false);
         Ok(Pipeline {
-            tasks,
+            graph: Some(graph),
+            config: config.clone(),
+            runtime: runtime.clone(),
+            plugins,
+            sink_tx,
             sink_task,
-            shutdown: Shutdown(stop_tx),
+            telemetry_task,
+            counters,
+            shutdown,
+            reloads: 0,
         })
     }
 
-    /// A handle that stops the pipeline.
+    /// A handle that stops the pipeline (see [`Pipeline::wait`]).
     pub fn shutdown_handle(&self) -> Shutdown {
-        self.shutdown.clone()
+        Shutdown(self.shutdown.clone())
     }
 
-    /// Waits until every stage has finished (after [`Shutdown::trigger`])
-    /// and the sink has received everything.
-    pub async fn wait(mut self) -> RunReport {
-        let mut report = RunReport::default();
-        while let Some(done) = self.tasks.join_next().await {
-            if let Ok((name, stage)) = done {
-                report.stages.insert(name, stage);
+    /// The config the pipeline runs.
+    pub fn config(&self) -> &PipelineConfig {
+        &self.config
+    }
+
+    /// Swaps in `new`: plugins are read and compiled and new or changed
+    /// stages instantiated first, while the old graph keeps running; if
+    /// that fails, nothing changes. Then the old graph drains (in-flight
+    /// batches are delivered), unchanged stages hand their instance and
+    /// state to the new graph, and the new graph starts.
+    ///
+    /// # Errors
+    /// [`PipelineError::Stage`]; the old graph is then still running.
+    pub async fn reload(&mut self, new: PipelineConfig) -> Result<ReloadReport, PipelineError> {
+        let start = Instant::now();
+        let runtime = self.runtime.clone();
+        let (known, cfg) = (self.plugins.clone(), new.clone());
+        let plugins = tokio::task::spawn_blocking(move || load_plugins(&runtime, &cfg, &known))
+            .await
+            .expect("plugin loading panicked")?;
+        let mut report = ReloadReport::default();
+        let mut keep: HashSet<String> = HashSet::new();
+        let old = &self.config;
+        let same_plugin =
+            |a: &PluginSource, b: &PluginSource| match (self.plugins.get(a), plugins.get(b)) {
+                (Some(x), Some(y)) => x.digest() == y.digest(),
+                _ => false,
+            };
+        for c in &new.collectors {
+            match old.collectors.iter().find(|o| o.name == c.name) {
+                Some(o) if o == c && same_plugin(&o.plugin, &c.plugin) => {
+                    keep.insert(c.name.clone());
+                }
+                Some(_) => report.changed.push(c.name.clone()),
+                None => report.added.push(c.name.clone()),
             }
         }
-        report.samples_to_sink = self.sink_task.await.unwrap_or(0);
-        report
+        for t in &new.transformers {
+            match old.transformers.iter().find(|o| o.name == t.name) {
+                Some(o) if o == t && same_plugin(&o.plugin, &t.plugin) => {
+                    keep.insert(t.name.clone());
+                }
+                Some(_) => report.changed.push(t.name.clone()),
+                None => report.added.push(t.name.clone()),
+            }
+        }
+        let new_names: HashSet<&str> = new.stage_names().collect();
+        report.removed = old
+            .stage_names()
+            .filter(|n| !new_names.contains(n))
+            .map(str::to_owned)
+            .collect();
+        let mut ready = Ready::new();
+        let cfg = new.clone();
+        let plugins_for_init = plugins.clone();
+        let keep_for_init = keep.clone();
+        let ready_result = tokio::task::spawn_blocking(move || {
+            graph::instantiate(&cfg, &plugins_for_init, &mut ready, &keep_for_init).map(|()| ready)
+        })
+        .await
+        .expect("instantiation panicked");
+        let mut ready = ready_result?;
+
+        // Point of no return: drain the old graph, keep unchanged instances.
+        if let Some(graph) = self.graph.take() {
+            for exit in graph.drain().await {
+                if let Ok(mut c) = self.counters.lock() {
+                    c.finished
+                        .entry(exit.name.clone())
+                        .or_default()
+                        .merge(&exit.report);
+                }
+                if keep.contains(&exit.name)
+                    && let Some(instance) = exit.instance
+                {
+                    ready.insert(exit.name, instance);
+                }
+            }
+        }
+        report.archive_changed =
+            old.archive != new.archive || old.policies != new.policies || old.rules != new.rules;
+        if report.archive_changed {
+            let _ = self
+                .sink_tx
+                .send(SinkMsg::Reconfigure(Arc::new(new.clone())))
+                .await;
+        }
+        let graph = Graph::start(&new, ready, &self.sink_tx);
+        if let Ok(mut c) = self.counters.lock() {
+            c.live = graph.live.clone();
+        }
+        self.graph = Some(graph);
+        self.plugins = plugins;
+        self.config = new;
+        self.reloads += 1;
+        report.unchanged = keep.into_iter().collect();
+        for v in [
+            &mut report.unchanged,
+            &mut report.changed,
+            &mut report.added,
+            &mut report.removed,
+        ] {
+            v.sort();
+        }
+        report.elapsed = start.elapsed();
+        Ok(report)
+    }
+
+    /// Waits for [`Shutdown::trigger`], then stops (see [`Pipeline::stop`]).
+    pub async fn wait(self) -> RunReport {
+        let mut rx = self.shutdown.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
+        self.stop().await
+    }
+
+    /// Stops now: the collectors stop, every stage drains, the sink gets
+    /// everything in flight and finishes (the archive sink saves the open
+    /// buckets).
+    pub async fn stop(mut self) -> RunReport {
+        if let Some(graph) = self.graph.take() {
+            for exit in graph.drain().await {
+                if let Ok(mut c) = self.counters.lock() {
+                    c.finished
+                        .entry(exit.name.clone())
+                        .or_default()
+                        .merge(&exit.report);
+                }
+            }
+        }
+        self.telemetry_task.abort();
+        let _ = self.telemetry_task.await;
+        drop(self.sink_tx);
+        let samples_to_sink = self.sink_task.await.unwrap_or(0);
+        let stages = self
+            .counters
+            .lock()
+            .map(|c| c.finished.clone())
+            .unwrap_or_default();
+        RunReport {
+            stages,
+            samples_to_sink,
+            reloads: self.reloads,
+        }
     }
 }
 
@@ -321,241 +482,6 @@ fn now_ns() -> i64 {
 pub fn next_tick(now_ns: i64, interval: Duration) -> i64 {
     let step = interval.as_nanos().max(1) as i64;
     (now_ns.div_euclid(step) + 1) * step
-}
-
-struct CollectorStage {
-    name: Arc<str>,
-    instance: Option<plugin::Collector>,
-    interval: Duration,
-    settings: Vec<(String, String)>,
-    grants: plugin::Grants,
-    limits: plugin::Limits,
-    outputs: Vec<Output>,
-    report: StageReport,
-    backoff: Backoff,
-}
-
-impl CollectorStage {
-    async fn run(mut self, mut stop: watch::Receiver<bool>) -> (String, StageReport) {
-        loop {
-            // Ticks sit on multiples of the interval: no drift.
-            let tick = next_tick(now_ns(), self.interval);
-            let wait = Duration::from_nanos((tick - now_ns()).max(0) as u64);
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = stop.wait_for(|s| *s) => break,
-            }
-            self.report.batches += 1;
-            if self.backoff.resting(Instant::now()) {
-                self.report.plugin.count_error(PluginErrorKind::BackedOff);
-                continue;
-            }
-            let Some(mut instance) = self.instance.take() else {
-                break;
-            };
-            let (instance, result) = tokio::task::spawn_blocking(move || {
-                let r = instance.collect(tick);
-                (instance, r)
-            })
-            .await
-            .expect("collector call panicked");
-            self.instance = Some(instance);
-            match result {
-                Ok(batch) => {
-                    self.backoff.success();
-                    self.report.samples_out += batch.num_rows() as u64;
-                    send_all(&self.outputs, &self.name, batch).await;
-                }
-                Err(e) => {
-                    tracing::error!(stage = %self.name, kind = %e.kind, "collect failed: {e}");
-                    if let Some(rest) = self.backoff.failure(Instant::now()) {
-                        tracing::warn!(stage = %self.name, failures = self.backoff.failures(), "backing off for {rest:?}");
-                    }
-                    if e.kind.poisons_instance() {
-                        self.replace_instance();
-                    }
-                }
-            }
-            if self.instance.as_ref().is_some_and(|i| i.needs_recycling()) {
-                self.replace_instance();
-            }
-        }
-        if let Some(i) = &self.instance {
-            self.report.plugin.merge(i.stats());
-        }
-        (self.name.to_string(), self.report)
-    }
-
-    /// Starts a fresh instance (the old one trapped or grew too large).
-    fn replace_instance(&mut self) {
-        let Some(old) = self.instance.take() else {
-            return;
-        };
-        match plugin::Collector::new(
-            old.plugin().clone(),
-            &self.name,
-            &self.settings,
-            &self.grants,
-            self.limits,
-        ) {
-            Ok(fresh) => {
-                self.report.plugin.merge(old.stats());
-                self.report.replaced_instances += 1;
-                self.instance = Some(fresh);
-            }
-            Err(e) => {
-                tracing::error!(stage = %self.name, "cannot start a fresh instance, keeping the old one: {e}");
-                self.instance = Some(old);
-            }
-        }
-    }
-}
-
-struct TransformerStage {
-    name: Arc<str>,
-    instance: Option<plugin::Transformer>,
-    meters: MeterFilter,
-    pass_unmatched: bool,
-    settings: Vec<(String, String)>,
-    grants: plugin::Grants,
-    limits: plugin::Limits,
-    outputs: Vec<Output>,
-    report: StageReport,
-    dead_letter: DeadLetter,
-    backoff: Backoff,
-}
-
-impl TransformerStage {
-    async fn run(mut self, mut rx: mpsc::Receiver<RecordBatch>) -> (String, StageReport) {
-        while let Some(batch) = rx.recv().await {
-            self.report.batches += 1;
-            self.report.samples_in += batch.num_rows() as u64;
-            let (matched, unmatched) = split_by_meters(&batch, &self.meters);
-            if let Some(rest) = unmatched.filter(|_| self.pass_unmatched) {
-                self.report.samples_out += rest.num_rows() as u64;
-                send_all(&self.outputs, &self.name, rest).await;
-            }
-            if matched.num_rows() == 0 {
-                continue;
-            }
-            if self.backoff.resting(Instant::now()) {
-                let e = PluginError::new(
-                    &*self.name,
-                    PluginErrorKind::BackedOff,
-                    "the plugin failed repeatedly and is resting",
-                );
-                self.keep_dead_letter(&e, &matched);
-                self.report.plugin.count_error(e.kind);
-                continue;
-            }
-            let Some(mut instance) = self.instance.take() else {
-                break;
-            };
-            let (instance, input, result) = tokio::task::spawn_blocking(move || {
-                let r = instance.transform(&matched);
-                (instance, matched, r)
-            })
-            .await
-            .expect("transformer call panicked");
-            self.instance = Some(instance);
-            match result {
-                Ok(out) => {
-                    self.backoff.success();
-                    self.report.samples_out += out.num_rows() as u64;
-                    send_all(&self.outputs, &self.name, out).await;
-                }
-                Err(e) => {
-                    tracing::error!(stage = %self.name, kind = %e.kind, "transform failed: {e}");
-                    self.keep_dead_letter(&e, &input);
-                    if let Some(rest) = self.backoff.failure(Instant::now()) {
-                        tracing::warn!(stage = %self.name, failures = self.backoff.failures(), "backing off for {rest:?}");
-                    }
-                    if e.kind.poisons_instance() {
-                        self.replace_instance();
-                    }
-                }
-            }
-            if self.instance.as_ref().is_some_and(|i| i.needs_recycling()) {
-                self.replace_instance();
-            }
-        }
-        if let Some(i) = &self.instance {
-            self.report.plugin.merge(i.stats());
-        }
-        (self.name.to_string(), self.report)
-    }
-
-    fn keep_dead_letter(&mut self, error: &PluginError, batch: &RecordBatch) {
-        let plugin = self.instance.as_ref().map_or("", |i| i.plugin().name());
-        match self.dead_letter.write(&self.name, plugin, error, batch) {
-            Ok(path) => {
-                self.report.dead_lettered += batch.num_rows() as u64;
-                tracing::warn!(stage = %self.name, samples = batch.num_rows(), file = %path.display(), "input batch kept as a dead letter");
-            }
-            Err(io) => {
-                tracing::error!(stage = %self.name, samples = batch.num_rows(), "cannot write a dead letter, the batch is lost: {io:#}")
-            }
-        }
-    }
-
-    /// Starts a fresh instance (the old one trapped or grew too large).
-    fn replace_instance(&mut self) {
-        let Some(old) = self.instance.take() else {
-            return;
-        };
-        match plugin::Transformer::new(
-            old.plugin().clone(),
-            &self.name,
-            &self.settings,
-            &self.grants,
-            self.limits,
-        ) {
-            Ok(fresh) => {
-                self.report.plugin.merge(old.stats());
-                self.report.replaced_instances += 1;
-                self.instance = Some(fresh);
-            }
-            Err(e) => {
-                tracing::error!(stage = %self.name, "cannot start a fresh instance, keeping the old one: {e}");
-                self.instance = Some(old);
-            }
-        }
-    }
-}
-
-/// Splits a batch into the rows whose metric the filter takes and the rest
-/// (`None` when nothing is rejected). One filter test per distinct metric,
-/// not per sample.
-fn split_by_meters(
-    batch: &RecordBatch,
-    meters: &MeterFilter,
-) -> (RecordBatch, Option<RecordBatch>) {
-    if meters.is_all() || batch.num_rows() == 0 {
-        return (batch.clone(), None);
-    }
-    let Some(metric) = batch
-        .column_by_name(columns::METRIC)
-        .and_then(|c| c.as_dictionary_opt::<Int32Type>())
-    else {
-        return (batch.clone(), None);
-    };
-    let names = metric.values().as_string::<i32>();
-    let take: Vec<bool> = (0..names.len())
-        .map(|i| meters.matches(names.value(i)))
-        .collect();
-    if take.iter().all(|t| *t) {
-        return (batch.clone(), None);
-    }
-    let mask: BooleanArray = metric
-        .keys()
-        .values()
-        .iter()
-        .map(|&k| Some(take[k as usize]))
-        .collect();
-    let not_mask = arrow::compute::not(&mask).expect("not of a boolean array");
-    let matched = filter_record_batch(batch, &mask).expect("filter by a mask of equal length");
-    let rest = filter_record_batch(batch, &not_mask).expect("filter by a mask of equal length");
-    (matched, (rest.num_rows() > 0).then_some(rest))
 }
 
 #[cfg(test)]

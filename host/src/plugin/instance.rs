@@ -193,6 +193,11 @@ impl Transformer {
         &self.sandbox.stats
     }
 
+    /// Zeroes the counters (after they were handed on).
+    pub fn reset_stats(&mut self) {
+        self.sandbox.stats = CallStats::default();
+    }
+
     /// True when the instance's memory has stayed above
     /// [`Limits::recycle_above_bytes`] for [`RECYCLE_AFTER_CALLS`] calls:
     /// replace it with a fresh one between batches.
@@ -267,6 +272,11 @@ impl Collector {
     /// Counters of this instance.
     pub fn stats(&self) -> &CallStats {
         &self.sandbox.stats
+    }
+
+    /// Zeroes the counters (after they were handed on).
+    pub fn reset_stats(&mut self) {
+        self.sandbox.stats = CallStats::default();
     }
 
     /// True when the instance's memory has stayed above

@@ -33,6 +33,17 @@ use wasmtime::{Config, Engine};
 
 use host::HostState;
 
+/// `sha256:<hex>` of a component's bytes: its identity in the compile cache,
+/// in reloads and in the archive's metadata.
+pub fn digest(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(bytes);
+    format!(
+        "sha256:{}",
+        d.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
+}
+
 /// How often the epoch advances; deadlines are counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 

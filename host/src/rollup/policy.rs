@@ -510,6 +510,18 @@ pub struct PolicyRules {
     rules: Vec<(String, String, GlobMatcher, usize)>,
 }
 
+impl PartialEq for PolicyRules {
+    fn eq(&self, other: &Self) -> bool {
+        let key = |r: &PolicyRules| {
+            r.rules
+                .iter()
+                .map(|(p, n, _, i)| (p.clone(), n.clone(), *i))
+                .collect::<Vec<_>>()
+        };
+        key(self) == key(other)
+    }
+}
+
 impl PolicyRules {
     /// Orders `rules`, resolving each policy name to its index in
     /// `policies`.

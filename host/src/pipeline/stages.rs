@@ -1,0 +1,336 @@
+//! The stage tasks: collectors on their tick, transformers on their input.
+//! Each returns its plugin instance when it ends, so a reload can hand an
+//! unchanged stage's instance (and its state) to the new graph.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::Int32Type;
+use tokio::sync::{mpsc, watch};
+
+use super::{Backoff, DeadLetter, SinkMsg, StageReport, next_tick, now_ns};
+use crate::batch::columns;
+use crate::config::MeterFilter;
+use crate::plugin::{self, PluginError, PluginErrorKind};
+
+/// A running plugin instance of either role.
+pub(super) enum StageInstance {
+    Collector(plugin::Collector),
+    Transformer(plugin::Transformer),
+}
+
+/// What a stage task hands back when it ends.
+pub(super) struct StageExit {
+    pub(super) name: String,
+    pub(super) report: StageReport,
+    pub(super) instance: Option<StageInstance>,
+}
+
+/// Where a stage sends its output.
+pub(super) enum Output {
+    Stage(mpsc::Sender<RecordBatch>),
+    Sink(mpsc::Sender<SinkMsg>),
+}
+
+impl Output {
+    async fn send(&self, stage: &Arc<str>, batch: RecordBatch) -> bool {
+        match self {
+            Output::Stage(tx) => tx.send(batch).await.is_ok(),
+            Output::Sink(tx) => tx.send(SinkMsg::Batch(stage.clone(), batch)).await.is_ok(),
+        }
+    }
+}
+
+async fn send_all(outputs: &[Output], stage: &Arc<str>, batch: RecordBatch) {
+    if batch.num_rows() == 0 {
+        return;
+    }
+    for out in outputs {
+        out.send(stage, batch.clone()).await;
+    }
+}
+
+/// What every stage shares: its identity, config and counters.
+pub(super) struct StageCommon {
+    pub(super) name: Arc<str>,
+    pub(super) settings: Vec<(String, String)>,
+    pub(super) grants: plugin::Grants,
+    pub(super) limits: plugin::Limits,
+    pub(super) outputs: Vec<Output>,
+    pub(super) report: StageReport,
+    /// Published after every batch for self-telemetry.
+    pub(super) live: Arc<Mutex<StageReport>>,
+    pub(super) backoff: Backoff,
+}
+
+impl StageCommon {
+    /// Publishes the counters, the current instance's included.
+    fn publish(&self, current: Option<&plugin::CallStats>) {
+        let mut snapshot = self.report.clone();
+        if let Some(s) = current {
+            snapshot.plugin.merge(s);
+        }
+        if let Ok(mut live) = self.live.lock() {
+            *live = snapshot;
+        }
+    }
+
+    fn failed(&mut self, e: &PluginError) {
+        tracing::error!(stage = %self.name, kind = %e.kind, "{e}");
+        if let Some(rest) = self.backoff.failure(Instant::now()) {
+            tracing::warn!(stage = %self.name, failures = self.backoff.failures(), "backing off for {rest:?}");
+        }
+    }
+}
+
+pub(super) struct CollectorStage {
+    pub(super) common: StageCommon,
+    pub(super) instance: Option<plugin::Collector>,
+    pub(super) interval: Duration,
+}
+
+impl CollectorStage {
+    pub(super) async fn run(mut self, mut stop: watch::Receiver<bool>) -> StageExit {
+        loop {
+            // Ticks sit on multiples of the interval: no drift.
+            let tick = next_tick(now_ns(), self.interval);
+            let wait = Duration::from_nanos((tick - now_ns()).max(0) as u64);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.wait_for(|s| *s) => break,
+            }
+            let c = &mut self.common;
+            c.report.batches += 1;
+            if c.backoff.resting(Instant::now()) {
+                c.report.plugin.count_error(PluginErrorKind::BackedOff);
+                continue;
+            }
+            let Some(mut instance) = self.instance.take() else {
+                break;
+            };
+            let (instance, result) = tokio::task::spawn_blocking(move || {
+                let r = instance.collect(tick);
+                (instance, r)
+            })
+            .await
+            .expect("collector call panicked");
+            self.instance = Some(instance);
+            match result {
+                Ok(batch) => {
+                    self.common.backoff.success();
+                    self.common.report.samples_out += batch.num_rows() as u64;
+                    send_all(&self.common.outputs, &self.common.name, batch).await;
+                }
+                Err(e) => {
+                    self.common.failed(&e);
+                    if e.kind.poisons_instance() {
+                        self.replace_instance();
+                    }
+                }
+            }
+            if self.instance.as_ref().is_some_and(|i| i.needs_recycling()) {
+                self.replace_instance();
+            }
+            self.common
+                .publish(self.instance.as_ref().map(|i| i.stats()));
+        }
+        self.exit()
+    }
+
+    fn exit(mut self) -> StageExit {
+        // The instance goes on (a reload may keep it); its counters so far
+        // are in the report, and it starts the next graph from zero.
+        if let Some(i) = &mut self.instance {
+            self.common.report.plugin.merge(i.stats());
+            i.reset_stats();
+        }
+        StageExit {
+            name: self.common.name.to_string(),
+            report: self.common.report,
+            instance: self.instance.map(StageInstance::Collector),
+        }
+    }
+
+    /// Starts a fresh instance (the old one trapped or grew too large).
+    fn replace_instance(&mut self) {
+        let Some(old) = self.instance.take() else {
+            return;
+        };
+        let c = &mut self.common;
+        match plugin::Collector::new(
+            old.plugin().clone(),
+            &c.name,
+            &c.settings,
+            &c.grants,
+            c.limits,
+        ) {
+            Ok(fresh) => {
+                c.report.plugin.merge(old.stats());
+                c.report.replaced_instances += 1;
+                self.instance = Some(fresh);
+            }
+            Err(e) => {
+                tracing::error!(stage = %c.name, "cannot start a fresh instance, keeping the old one: {e}");
+                self.instance = Some(old);
+            }
+        }
+    }
+}
+
+pub(super) struct TransformerStage {
+    pub(super) common: StageCommon,
+    pub(super) instance: Option<plugin::Transformer>,
+    pub(super) meters: MeterFilter,
+    pub(super) pass_unmatched: bool,
+    pub(super) dead_letter: DeadLetter,
+}
+
+impl TransformerStage {
+    pub(super) async fn run(mut self, mut rx: mpsc::Receiver<RecordBatch>) -> StageExit {
+        while let Some(batch) = rx.recv().await {
+            self.handle(batch).await;
+            self.common
+                .publish(self.instance.as_ref().map(|i| i.stats()));
+        }
+        self.exit()
+    }
+
+    async fn handle(&mut self, batch: RecordBatch) {
+        let c = &mut self.common;
+        c.report.batches += 1;
+        c.report.samples_in += batch.num_rows() as u64;
+        let (matched, unmatched) = split_by_meters(&batch, &self.meters);
+        if let Some(rest) = unmatched.filter(|_| self.pass_unmatched) {
+            c.report.samples_out += rest.num_rows() as u64;
+            send_all(&c.outputs, &c.name, rest).await;
+        }
+        if matched.num_rows() == 0 {
+            return;
+        }
+        if c.backoff.resting(Instant::now()) {
+            let e = PluginError::new(
+                &*c.name,
+                PluginErrorKind::BackedOff,
+                "the plugin failed repeatedly and is resting",
+            );
+            self.keep_dead_letter(&e, &matched);
+            self.common.report.plugin.count_error(e.kind);
+            return;
+        }
+        let Some(mut instance) = self.instance.take() else {
+            return;
+        };
+        let (instance, input, result) = tokio::task::spawn_blocking(move || {
+            let r = instance.transform(&matched);
+            (instance, matched, r)
+        })
+        .await
+        .expect("transformer call panicked");
+        self.instance = Some(instance);
+        match result {
+            Ok(out) => {
+                self.common.backoff.success();
+                self.common.report.samples_out += out.num_rows() as u64;
+                send_all(&self.common.outputs, &self.common.name, out).await;
+            }
+            Err(e) => {
+                self.common.failed(&e);
+                self.keep_dead_letter(&e, &input);
+                if e.kind.poisons_instance() {
+                    self.replace_instance();
+                }
+            }
+        }
+        if self.instance.as_ref().is_some_and(|i| i.needs_recycling()) {
+            self.replace_instance();
+        }
+    }
+
+    fn exit(mut self) -> StageExit {
+        if let Some(i) = &mut self.instance {
+            self.common.report.plugin.merge(i.stats());
+            i.reset_stats();
+        }
+        StageExit {
+            name: self.common.name.to_string(),
+            report: self.common.report,
+            instance: self.instance.map(StageInstance::Transformer),
+        }
+    }
+
+    fn keep_dead_letter(&mut self, error: &PluginError, batch: &RecordBatch) {
+        let plugin = self.instance.as_ref().map_or("", |i| i.plugin().name());
+        let c = &mut self.common;
+        match self.dead_letter.write(&c.name, plugin, error, batch) {
+            Ok(path) => {
+                c.report.dead_lettered += batch.num_rows() as u64;
+                tracing::warn!(stage = %c.name, samples = batch.num_rows(), file = %path.display(), "input batch kept as a dead letter");
+            }
+            Err(io) => {
+                tracing::error!(stage = %c.name, samples = batch.num_rows(), "cannot write a dead letter, the batch is lost: {io:#}")
+            }
+        }
+    }
+
+    /// Starts a fresh instance (the old one trapped or grew too large).
+    fn replace_instance(&mut self) {
+        let Some(old) = self.instance.take() else {
+            return;
+        };
+        let c = &mut self.common;
+        match plugin::Transformer::new(
+            old.plugin().clone(),
+            &c.name,
+            &c.settings,
+            &c.grants,
+            c.limits,
+        ) {
+            Ok(fresh) => {
+                c.report.plugin.merge(old.stats());
+                c.report.replaced_instances += 1;
+                self.instance = Some(fresh);
+            }
+            Err(e) => {
+                tracing::error!(stage = %c.name, "cannot start a fresh instance, keeping the old one: {e}");
+                self.instance = Some(old);
+            }
+        }
+    }
+}
+
+/// Splits a batch into the rows whose metric the filter takes and the rest
+/// (`None` when nothing is rejected). One filter test per distinct metric,
+/// not per sample.
+pub(super) fn split_by_meters(
+    batch: &RecordBatch,
+    meters: &MeterFilter,
+) -> (RecordBatch, Option<RecordBatch>) {
+    if meters.is_all() || batch.num_rows() == 0 {
+        return (batch.clone(), None);
+    }
+    let Some(metric) = batch
+        .column_by_name(columns::METRIC)
+        .and_then(|c| c.as_dictionary_opt::<Int32Type>())
+    else {
+        return (batch.clone(), None);
+    };
+    let names = metric.values().as_string::<i32>();
+    let take: Vec<bool> = (0..names.len())
+        .map(|i| meters.matches(names.value(i)))
+        .collect();
+    if take.iter().all(|t| *t) {
+        return (batch.clone(), None);
+    }
+    let mask: BooleanArray = metric
+        .keys()
+        .values()
+        .iter()
+        .map(|&k| Some(take[k as usize]))
+        .collect();
+    let not_mask = arrow::compute::not(&mask).expect("not of a boolean array");
+    let matched = filter_record_batch(batch, &mask).expect("filter by a mask of equal length");
+    let rest = filter_record_batch(batch, &not_mask).expect("filter by a mask of equal length");
+    (matched, (rest.num_rows() > 0).then_some(rest))
+}
