@@ -333,6 +333,9 @@ fn empty_maps(rows: usize) -> Result<ArrayRef, BatchError> {
     Ok(Arc::new(b.finish()))
 }
 
+/// Largest dense (metric × resource × unit × type) table `to_wit` uses.
+const DENSE_LIMIT: usize = 1 << 22;
+
 /// One string column of the series table, dictionary-encoded.
 struct SeriesColumn {
     /// Per series: key into `values`.
@@ -372,13 +375,14 @@ impl SeriesColumn {
     }
 }
 
-/// A dictionary column of an Arrow batch with canonical keys: two keys
-/// whose strings are equal map to the same canonical id.
+/// A dictionary column of an Arrow batch with canonical ids: two keys
+/// whose strings are equal get the same id. One pass per column; nulls are
+/// refused here.
 struct DictColumn<'a> {
-    name: &'static str,
-    canonical: Vec<u32>,
+    /// Per row: the canonical id.
+    ids: Vec<u32>,
+    /// Per canonical id: the string.
     strings: Vec<&'a str>,
-    keys: Vec<Option<usize>>,
 }
 
 impl<'a> DictColumn<'a> {
@@ -387,7 +391,15 @@ impl<'a> DictColumn<'a> {
         let (keys, values): (Vec<Option<usize>>, &'a StringArray) = match col.data_type() {
             DataType::Dictionary(k, v) if **v == DataType::Utf8 && **k == DataType::Int32 => {
                 let d = col.as_dictionary::<Int32Type>();
-                let keys = d.keys().iter().map(|k| k.map(|k| k as usize)).collect();
+                let keys = if d.keys().null_count() == 0 {
+                    d.keys()
+                        .values()
+                        .iter()
+                        .map(|&k| Some(k as usize))
+                        .collect()
+                } else {
+                    d.keys().iter().map(|k| k.map(|k| k as usize)).collect()
+                };
                 (keys, d.values().as_string::<i32>())
             }
             DataType::Dictionary(k, v) if **v == DataType::Utf8 && **k == DataType::Int8 => {
@@ -405,7 +417,7 @@ impl<'a> DictColumn<'a> {
         };
         let mut seen: HashMap<&str, u32> = HashMap::new();
         let mut strings = Vec::new();
-        let canonical = (0..values.len())
+        let canonical: Vec<u32> = (0..values.len())
             .map(|i| {
                 let s = if values.is_null(i) {
                     ""
@@ -418,23 +430,15 @@ impl<'a> DictColumn<'a> {
                 })
             })
             .collect();
-        Ok(DictColumn {
-            name,
-            canonical,
-            strings,
-            keys,
-        })
-    }
-
-    /// The canonical id of `row`'s value.
-    fn id(&self, row: usize) -> Result<u32, BatchError> {
-        match self.keys[row] {
-            Some(k) if k < self.canonical.len() => Ok(self.canonical[k]),
-            _ => Err(BatchError::Null {
-                column: self.name,
-                row,
-            }),
-        }
+        let ids = keys
+            .iter()
+            .enumerate()
+            .map(|(row, k)| match k {
+                Some(k) if *k < canonical.len() => Ok(canonical[*k]),
+                _ => Err(BatchError::Null { column: name, row }),
+            })
+            .collect::<Result<Vec<u32>, BatchError>>()?;
+        Ok(DictColumn { ids, strings })
     }
 }
 
@@ -513,21 +517,88 @@ pub fn to_wit(batch: &RecordBatch) -> Result<WitBatch, BatchError> {
     let resource = DictColumn::new(batch, columns::RESOURCE_ID)?;
     let unit = DictColumn::new(batch, columns::UNIT)?;
     let kind = DictColumn::new(batch, columns::TYPE)?;
-    let kinds: Vec<SampleType> = kind
-        .strings
-        .iter()
-        .map(|s| parse_sample_type(s).unwrap_or(SampleType::Gauge))
-        .collect();
 
-    // Series identity: (metric, resource, unit, type) ids plus a hash of the
-    // attributes; equal hashes are confirmed by comparing the attributes.
+    // Series identity: (metric, resource, unit, type) ids, plus the
+    // attributes. Rows without attributes find their series in a dense
+    // table indexed by the four ids (no hashing); rows with attributes by a
+    // hash of them, confirmed by comparing.
+    let dims = [
+        metric.strings.len(),
+        resource.strings.len(),
+        unit.strings.len(),
+        kind.strings.len(),
+    ];
+    let dense_len = dims
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d.max(1)));
+    let mut dense: Vec<u32> = match dense_len {
+        Some(len) if len <= DENSE_LIMIT => vec![u32::MAX; len],
+        _ => Vec::new(),
+    };
     type Key = (u32, u32, u32, u32, u64);
     let mut lookup: HashMap<Key, Vec<u32>> = HashMap::new();
     let mut series: Vec<WitSeries> = Vec::new();
     let mut series_index = Vec::with_capacity(n);
-    let mut last: Option<(Key, usize, u32)> = None;
+    let new_series = |key: Key,
+                      row: usize,
+                      start: usize,
+                      end: usize,
+                      series: &mut Vec<WitSeries>|
+     -> Result<u32, BatchError> {
+        let type_str = kind.strings[key.3 as usize];
+        let Some(t) = parse_sample_type(type_str) else {
+            return Err(BatchError::UnknownType {
+                row,
+                value: type_str.to_owned(),
+            });
+        };
+        let mut attributes: Vec<(String, String)> = (start..end)
+            .map(|e| {
+                (
+                    attr_keys.value(e).to_owned(),
+                    attr_values.value(e).to_owned(),
+                )
+            })
+            .collect();
+        attributes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        series.push(WitSeries {
+            metric: metric.strings[key.0 as usize].to_owned(),
+            resource_id: resource.strings[key.1 as usize].to_owned(),
+            unit: unit.strings[key.2 as usize].to_owned(),
+            type_: t,
+            attributes,
+        });
+        Ok(series.len() as u32 - 1)
+    };
     for row in 0..n {
         let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
+        let ids = (
+            metric.ids[row],
+            resource.ids[row],
+            unit.ids[row],
+            kind.ids[row],
+        );
+        if start == end && !dense.is_empty() {
+            let slot = ((ids.0 as usize * dims[1] + ids.1 as usize) * dims[2] + ids.2 as usize)
+                * dims[3].max(1)
+                + ids.3 as usize;
+            let idx = match dense[slot] {
+                u32::MAX => {
+                    let i = new_series(
+                        (ids.0, ids.1, ids.2, ids.3, 0),
+                        row,
+                        start,
+                        end,
+                        &mut series,
+                    )?;
+                    dense[slot] = i;
+                    i
+                }
+                i => i,
+            };
+            series_index.push(idx);
+            continue;
+        }
         let hash = if start == end {
             0
         } else {
@@ -538,23 +609,7 @@ pub fn to_wit(batch: &RecordBatch) -> Result<WitBatch, BatchError> {
             }
             h.finish()
         };
-        let kind_id = kind.id(row)?;
-        let key: Key = (
-            metric.id(row)?,
-            resource.id(row)?,
-            unit.id(row)?,
-            kind_id,
-            hash,
-        );
-        // Fast path: runs of samples of one series.
-        if let Some((k, prev_start, idx)) = last
-            && k == key
-            && same_attrs(attrs, prev_start, row, attr_keys, attr_values)
-        {
-            series_index.push(idx);
-            last = Some((k, row, idx));
-            continue;
-        }
+        let key: Key = (ids.0, ids.1, ids.2, ids.3, hash);
         let candidates = lookup.entry(key).or_default();
         let found = candidates.iter().copied().find(|&i| {
             attrs_equal(
@@ -567,36 +622,12 @@ pub fn to_wit(batch: &RecordBatch) -> Result<WitBatch, BatchError> {
         let idx = match found {
             Some(i) => i,
             None => {
-                let type_str = kind.strings[kind_id as usize];
-                if parse_sample_type(type_str).is_none() {
-                    return Err(BatchError::UnknownType {
-                        row,
-                        value: type_str.to_owned(),
-                    });
-                }
-                let mut attributes: Vec<(String, String)> = (start..end)
-                    .map(|e| {
-                        (
-                            attr_keys.value(e).to_owned(),
-                            attr_values.value(e).to_owned(),
-                        )
-                    })
-                    .collect();
-                attributes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-                let i = series.len() as u32;
-                series.push(WitSeries {
-                    metric: metric.strings[key.0 as usize].to_owned(),
-                    resource_id: resource.strings[key.1 as usize].to_owned(),
-                    unit: unit.strings[key.2 as usize].to_owned(),
-                    type_: kinds[kind_id as usize],
-                    attributes,
-                });
+                let i = new_series(key, row, start, end, &mut series)?;
                 candidates.push(i);
                 i
             }
         };
         series_index.push(idx);
-        last = Some((key, row, idx));
     }
     Ok(WitBatch {
         series,
@@ -604,27 +635,6 @@ pub fn to_wit(batch: &RecordBatch) -> Result<WitBatch, BatchError> {
         timestamps: ts.values().to_vec(),
         values: value.values().to_vec(),
     })
-}
-
-/// True when rows `a` and `b` of the map column hold the same entries.
-fn same_attrs(
-    attrs: &MapArray,
-    a: usize,
-    b: usize,
-    keys: &StringArray,
-    values: &StringArray,
-) -> bool {
-    let o = attrs.value_offsets();
-    let (a0, a1, b0, b1) = (
-        o[a] as usize,
-        o[a + 1] as usize,
-        o[b] as usize,
-        o[b + 1] as usize,
-    );
-    a1 - a0 == b1 - b0
-        && (0..a1 - a0).all(|i| {
-            keys.value(a0 + i) == keys.value(b0 + i) && values.value(a0 + i) == values.value(b0 + i)
-        })
 }
 
 /// True when a series' (sorted) attributes equal the map entries `range`.

@@ -97,6 +97,16 @@ pub fn retain(rows: &mut Vec<ClosedRow>, timespan_ns: i64) {
     }
 }
 
+/// A hash of a series' identity (metric, resource, attributes).
+fn identity_hash(metric: &str, resource_id: &str, attributes: &[(String, String)]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    metric.hash(&mut h);
+    resource_id.hash(&mut h);
+    attributes.hash(&mut h);
+    h.finish()
+}
+
 /// Floor `ts` to a multiple of `g` since the Unix epoch.
 pub fn floor(ts: i64, g: i64) -> i64 {
     ts.div_euclid(g) * g
@@ -132,7 +142,8 @@ pub struct RollupEngine {
     pub(super) policies: Arc<[ArchivePolicy]>,
     rules: PolicyRules,
     pub(super) series: Vec<SeriesState>,
-    index: HashMap<Arc<SeriesInfo>, u32>,
+    /// Series ids by a hash of (metric, resource_id, attributes).
+    index: HashMap<u64, Vec<u32>>,
     closed: Vec<Vec<ClosedRows>>,
     report: RollupReport,
     // Scratch buffers reused across batches.
@@ -240,23 +251,30 @@ impl RollupEngine {
     }
 
     /// The engine id of `s`, registering it; `None` when no rule matches.
+    /// Looked up by a hash of the borrowed identity: no allocation for a
+    /// known series.
     fn series_id(&mut self, s: &WitSeries) -> Option<u32> {
-        let key = SeriesInfo {
-            metric: s.metric.clone(),
-            resource_id: s.resource_id.clone(),
-            unit: String::new(),
-            attributes: s.attributes.clone(),
-        };
-        if let Some(&id) = self.index.get(&key) {
-            return Some(id);
+        let h = identity_hash(&s.metric, &s.resource_id, &s.attributes);
+        if let Some(ids) = self.index.get(&h) {
+            for &id in ids {
+                let info = &self.series[id as usize].info;
+                if info.metric == s.metric
+                    && info.resource_id == s.resource_id
+                    && info.attributes == s.attributes
+                {
+                    return Some(id);
+                }
+            }
         }
         let policy = self.rules.policy_for(&s.metric)?;
         let info = Arc::new(SeriesInfo {
+            metric: s.metric.clone(),
+            resource_id: s.resource_id.clone(),
             unit: s.unit.clone(),
-            ..key.clone()
+            attributes: s.attributes.clone(),
         });
         let id = self.register(info, policy);
-        self.index.insert(Arc::new(key), id);
+        self.index_series(id);
         Some(id)
     }
 
@@ -280,11 +298,8 @@ impl RollupEngine {
 
     pub(super) fn index_series(&mut self, id: u32) {
         let info = &self.series[id as usize].info;
-        let key = SeriesInfo {
-            unit: String::new(),
-            ..(**info).clone()
-        };
-        self.index.insert(Arc::new(key), id);
+        let h = identity_hash(&info.metric, &info.resource_id, &info.attributes);
+        self.index.entry(h).or_default().push(id);
     }
 
     fn ingest_series(&mut self, id: usize, new: &mut [Point]) {
