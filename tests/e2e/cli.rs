@@ -79,9 +79,34 @@ fn a_plugin_of_the_wrong_world_is_refused() {
     let o = wasmeter().arg("check").arg(&path).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        stderr(&o).contains("stage c: plugin builtin:unit-conversion: load: wrong world: expected a collector, the component is a transformer"),
+        stderr(&o).contains(&format!(
+            "error: {}:3:10: collector[0].plugin: stage c: plugin builtin:unit-conversion: load: wrong world: expected a collector, the component is a transformer",
+            path.display()
+        )),
         "{}",
         stderr(&o)
+    );
+}
+
+#[test]
+fn a_missing_plugin_file_is_reported_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing.toml");
+    std::fs::write(
+        &path,
+        "[[collector]]\nname = \"c\"\nplugin = \"builtin:procfs\"\ninterval = \"1s\"\n\n[[transformer]]\nname = \"t\"\ninputs = [\"c\"]\nplugin = \"nowhere.wasm\"\n",
+    )
+    .unwrap();
+    let o = wasmeter().arg("run").arg(&path).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "run refuses like check");
+    let err = stderr(&o);
+    assert!(
+        err.starts_with(&format!(
+            "error: {}:9:10: transformer[0].plugin: stage t: plugin {}: load: cannot read the file",
+            path.display(),
+            dir.path().join("nowhere.wasm").display()
+        )),
+        "{err}"
     );
 }
 

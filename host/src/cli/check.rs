@@ -52,15 +52,24 @@ pub(super) fn load_and_check(
                 .iter()
                 .map(|t| (&t.name, &t.plugin, World::Transformer)),
         );
+    // A plugin problem is reported at the stage's `plugin` key.
+    let at = |name: &str, e: &crate::plugin::PluginError| match config.plugin_locations.get(name) {
+        Some(loc) => {
+            let mut loc = loc.clone();
+            loc.message = format!("stage {name}: {e}");
+            format!("error: {loc}")
+        }
+        None => format!("error: {}: stage {name}: {e}", path.display()),
+    };
     for (name, source, world) in stages {
         match Plugin::load(&runtime, &source.to_string(), source).map(Arc::new) {
             Ok(p) => {
                 digests.insert(name.clone(), p.digest().to_owned());
                 if let Err(e) = p.expect_world(world) {
-                    problems.push(format!("error: {}: stage {name}: {e}", path.display()));
+                    problems.push(at(name, &e));
                 }
             }
-            Err(e) => problems.push(format!("error: {}: stage {name}: {e}", path.display())),
+            Err(e) => problems.push(at(name, &e)),
         }
     }
     if problems.is_empty() {

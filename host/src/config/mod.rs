@@ -52,6 +52,9 @@ pub struct PipelineConfig {
     /// How often the pipeline emits its `wasmeter.*` self-metrics
     /// (`[telemetry] interval`, default 10 s).
     pub telemetry_interval: Duration,
+    /// Where each stage's `plugin` key is written, by stage name, so that
+    /// problems found when loading the plugin can name file, line and field.
+    pub plugin_locations: HashMap<String, ConfigError>,
     /// Collector stages, in file order.
     pub collectors: Vec<CollectorConfig>,
     /// Transformer stages, in topological order (inputs first).
@@ -351,10 +354,15 @@ impl PipelineConfig {
                 }
             };
 
+        let mut plugin_locations = HashMap::new();
         let mut collectors = Vec::new();
         for (i, c) in raw.collector.iter().enumerate() {
             let c = c.get_ref();
             let field = format!("collector[{i}]");
+            plugin_locations.insert(
+                c.name.get_ref().clone(),
+                src.error(Some(c.plugin.span()), format!("{field}.plugin"), ""),
+            );
             check_name(&c.name, format!("{field}.name"), &mut errors);
             let interval = duration(&src, &c.interval, &format!("{field}.interval"), &mut errors);
             let grants = grants(&src, &c.grants, &format!("{field}.grants"), &mut errors);
@@ -374,6 +382,10 @@ impl PipelineConfig {
         for (i, t) in raw.transformer.iter().enumerate() {
             let t = t.get_ref();
             let field = format!("transformer[{i}]");
+            plugin_locations.insert(
+                t.name.get_ref().clone(),
+                src.error(Some(t.plugin.span()), format!("{field}.plugin"), ""),
+            );
             check_name(&t.name, format!("{field}.name"), &mut errors);
             let meters = match &t.meters {
                 None => MeterFilter::all(),
@@ -512,6 +524,7 @@ impl PipelineConfig {
                 policies,
                 rules,
                 telemetry_interval,
+                plugin_locations,
                 collectors,
                 transformers: order
                     .into_iter()
