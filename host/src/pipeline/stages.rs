@@ -77,6 +77,23 @@ impl StageCommon {
         }
     }
 
+    /// Replaces the instance in `slot` by a fresh one of the same plugin
+    /// (keeping the old one if that fails), counting the replacement.
+    fn replace<I: plugin::Instance>(&mut self, slot: &mut Option<I>) {
+        let Some(old) = slot.take() else { return };
+        match old.respawn(&self.name, &self.settings, &self.grants, self.limits) {
+            Ok(fresh) => {
+                self.report.plugin.merge(old.stats());
+                self.report.replaced_instances += 1;
+                *slot = Some(fresh);
+            }
+            Err(e) => {
+                tracing::error!(stage = %self.name, "cannot start a fresh instance, keeping the old one: {e}");
+                *slot = Some(old);
+            }
+        }
+    }
+
     fn failed(&mut self, e: &PluginError) {
         tracing::error!(stage = %self.name, kind = %e.kind, "{e}");
         if let Some(rest) = self.backoff.failure(Instant::now()) {
@@ -155,27 +172,7 @@ impl CollectorStage {
 
     /// Starts a fresh instance (the old one trapped or grew too large).
     fn replace_instance(&mut self) {
-        let Some(old) = self.instance.take() else {
-            return;
-        };
-        let c = &mut self.common;
-        match plugin::Collector::new(
-            old.plugin().clone(),
-            &c.name,
-            &c.settings,
-            &c.grants,
-            c.limits,
-        ) {
-            Ok(fresh) => {
-                c.report.plugin.merge(old.stats());
-                c.report.replaced_instances += 1;
-                self.instance = Some(fresh);
-            }
-            Err(e) => {
-                tracing::error!(stage = %c.name, "cannot start a fresh instance, keeping the old one: {e}");
-                self.instance = Some(old);
-            }
-        }
+        self.common.replace(&mut self.instance);
     }
 }
 
@@ -276,27 +273,7 @@ impl TransformerStage {
 
     /// Starts a fresh instance (the old one trapped or grew too large).
     fn replace_instance(&mut self) {
-        let Some(old) = self.instance.take() else {
-            return;
-        };
-        let c = &mut self.common;
-        match plugin::Transformer::new(
-            old.plugin().clone(),
-            &c.name,
-            &c.settings,
-            &c.grants,
-            c.limits,
-        ) {
-            Ok(fresh) => {
-                c.report.plugin.merge(old.stats());
-                c.report.replaced_instances += 1;
-                self.instance = Some(fresh);
-            }
-            Err(e) => {
-                tracing::error!(stage = %c.name, "cannot start a fresh instance, keeping the old one: {e}");
-                self.instance = Some(old);
-            }
-        }
+        self.common.replace(&mut self.instance);
     }
 }
 

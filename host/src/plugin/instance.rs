@@ -291,3 +291,53 @@ impl Collector {
         &self.plugin
     }
 }
+
+/// What the pipeline needs of an instance of either role.
+pub trait Instance: Sized {
+    /// A fresh instance of the same plugin, through `init` again.
+    ///
+    /// # Errors
+    /// As the role's `new`.
+    fn respawn(
+        &self,
+        name: &str,
+        settings: &[(String, String)],
+        grants: &Grants,
+        limits: Limits,
+    ) -> Result<Self, PluginError>;
+
+    /// Counters of this instance.
+    fn stats(&self) -> &CallStats;
+}
+
+impl Instance for Transformer {
+    fn respawn(
+        &self,
+        name: &str,
+        settings: &[(String, String)],
+        grants: &Grants,
+        limits: Limits,
+    ) -> Result<Self, PluginError> {
+        Transformer::new(self.plugin.clone(), name, settings, grants, limits)
+    }
+
+    fn stats(&self) -> &CallStats {
+        &self.sandbox.stats
+    }
+}
+
+impl Instance for Collector {
+    fn respawn(
+        &self,
+        name: &str,
+        settings: &[(String, String)],
+        grants: &Grants,
+        limits: Limits,
+    ) -> Result<Self, PluginError> {
+        Collector::new(self.plugin.clone(), name, settings, grants, limits)
+    }
+
+    fn stats(&self) -> &CallStats {
+        &self.sandbox.stats
+    }
+}
