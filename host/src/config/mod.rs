@@ -163,21 +163,97 @@ impl fmt::Display for ConfigErrors {
 
 // ---- raw serde schema ----------------------------------------------------
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The top level; read section by section (see [`read_raw`]) so that one
+/// bad stage does not hide the problems of the others.
+#[derive(Default)]
 struct RawConfig {
-    #[serde(default)]
     archive: RawArchive,
-    #[serde(default)]
     telemetry: RawTelemetry,
-    #[serde(default)]
     archive_policy: Vec<Spanned<RawArchivePolicy>>,
-    #[serde(default)]
     archive_policy_rule: Vec<Spanned<RawPolicyRule>>,
-    #[serde(default)]
     collector: Vec<Spanned<RawCollector>>,
-    #[serde(default)]
     transformer: Vec<Spanned<RawTransformer>>,
+}
+
+/// The top-level sections.
+const SECTIONS: &str =
+    "archive, telemetry, archive_policy, archive_policy_rule, collector, transformer";
+
+/// Parses the TOML (a syntax error stops here), then deserializes each
+/// section and each `[[…]]` entry on its own, collecting every error.
+fn read_raw(src: &Source<'_>, text: &str) -> Result<(RawConfig, Vec<ConfigError>), ConfigErrors> {
+    use serde::de::IntoDeserializer;
+    use toml::de::{DeTable, DeValue};
+
+    fn one<T: serde::de::DeserializeOwned>(
+        v: Spanned<DeValue<'_>>,
+        field: &str,
+        src: &Source<'_>,
+        errors: &mut Vec<ConfigError>,
+    ) -> Option<T> {
+        T::deserialize(v.into_deserializer())
+            .map_err(|e| errors.push(src.error(e.span(), field, e.message().to_owned())))
+            .ok()
+    }
+    fn each<T: serde::de::DeserializeOwned>(
+        v: Spanned<DeValue<'_>>,
+        name: &str,
+        src: &Source<'_>,
+        errors: &mut Vec<ConfigError>,
+        out: &mut Vec<Spanned<T>>,
+    ) {
+        let span = v.span();
+        match v.into_inner() {
+            DeValue::Array(items) => {
+                for (i, item) in items.into_iter().enumerate() {
+                    if let Some(t) = one::<Spanned<T>>(item, &format!("{name}[{i}]"), src, errors) {
+                        out.push(t);
+                    }
+                }
+            }
+            _ => errors.push(src.error(
+                Some(span),
+                name,
+                format!("must be a list of tables, written [[{name}]]"),
+            )),
+        }
+    }
+
+    let doc = DeTable::parse(text)
+        .map_err(|e| ConfigErrors(vec![src.error(e.span(), "", e.message().to_owned())]))?;
+    let mut raw = RawConfig::default();
+    let mut errors = Vec::new();
+    for (key, value) in doc.into_inner() {
+        let name = key.get_ref().to_string();
+        match name.as_str() {
+            "archive" => raw.archive = one(value, "archive", src, &mut errors).unwrap_or_default(),
+            "telemetry" => {
+                raw.telemetry = one(value, "telemetry", src, &mut errors).unwrap_or_default()
+            }
+            "archive_policy" => each(
+                value,
+                "archive_policy",
+                src,
+                &mut errors,
+                &mut raw.archive_policy,
+            ),
+            "archive_policy_rule" => each(
+                value,
+                "archive_policy_rule",
+                src,
+                &mut errors,
+                &mut raw.archive_policy_rule,
+            ),
+            "collector" => each(value, "collector", src, &mut errors, &mut raw.collector),
+            "transformer" => each(value, "transformer", src, &mut errors, &mut raw.transformer),
+            other => errors.push(src.error(
+                Some(key.span()),
+                other,
+                format!("unknown section `{other}` (expected one of {SECTIONS})"),
+            )),
+        }
+    }
+    Ok((raw, errors))
 }
 
 #[derive(Deserialize, Default)]
@@ -330,10 +406,8 @@ impl PipelineConfig {
     /// As [`PipelineConfig::load`].
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigErrors> {
         let src = Source { path, text };
-        let raw: RawConfig = toml::from_str(text)
-            .map_err(|e| ConfigErrors(vec![src.error(e.span(), "", e.message().to_owned())]))?;
+        let (raw, mut errors) = read_raw(&src, text)?;
         let base = path.parent().unwrap_or(Path::new("."));
-        let mut errors = Vec::new();
         let mut names: HashMap<String, Range<usize>> = HashMap::new();
         let mut check_name =
             |name: &Spanned<String>, field: String, errors: &mut Vec<ConfigError>| {

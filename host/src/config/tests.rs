@@ -145,3 +145,31 @@ inputs = ["y"]
     assert_eq!(errs.0[0].message, "stages form a cycle: x -> y -> z -> x");
     assert_eq!(errs.0[0].line, Some(10));
 }
+
+#[test]
+fn unknown_keys_in_several_stages_are_all_reported() {
+    let errs = parse(
+        "[[collector]]\nname = \"a\"\nplugin = \"builtin:procfs\"\ninterval = \"1s\"\nintervall = \"2s\"\n\n[[collector]]\nname = \"b\"\nplugin = \"builtin:procfs\"\ninterval = \"x\"\nlimits = { memroy = \"1MiB\" }\n\n[alarms]\n",
+    )
+    .unwrap_err();
+    let got: Vec<(Option<usize>, &str)> =
+        errs.0.iter().map(|e| (e.line, e.field.as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            (Some(5), "collector[0]"),
+            (Some(11), "collector[1]"),
+            (Some(13), "alarms")
+        ],
+        "{errs}"
+    );
+    assert!(
+        errs.0[1].message.contains("unknown field `memroy`"),
+        "{}",
+        errs.0[1].message
+    );
+    assert_eq!(
+        errs.0[2].message,
+        "unknown section `alarms` (expected one of archive, telemetry, archive_policy, archive_policy_rule, collector, transformer)"
+    );
+}
