@@ -192,6 +192,33 @@ fn a_failed_instance_is_replaced_and_the_next_batch_goes_through() {
     assert_eq!(fresh.transform(&input()).unwrap(), input());
 }
 
+#[test]
+fn an_instance_that_stays_above_the_high_water_mark_asks_to_be_recycled() {
+    let limits = Limits {
+        memory_bytes: 64 << 20,
+        call_timeout: Duration::from_secs(5),
+        recycle_above_bytes: 20 << 20,
+    };
+    let mut t = Transformer::new(
+        hostile(),
+        "hoarder",
+        &[("behaviour".into(), "hoard".into())],
+        &Grants::default(),
+        limits,
+    )
+    .unwrap();
+    // 8 MiB more per call: above 20 MiB from the third call on, and asks
+    // for recycling after three such calls.
+    let mut asked = Vec::new();
+    for _ in 0..5 {
+        assert_eq!(t.transform(&input()).unwrap(), input());
+        asked.push(t.needs_recycling());
+    }
+    assert_eq!(asked, [false, false, false, false, true]);
+    assert!(t.stats().peak_memory_bytes > 40 << 20);
+    assert_still_serving();
+}
+
 mod load {
     use super::*;
 

@@ -15,8 +15,14 @@
 //! | `huge-output`        | returns 100 million samples                      |
 //! | `read-passwd`        | reads `/etc/passwd` and returns its length       |
 //! | `open-socket`        | connects to 127.0.0.1:1                          |
+//! | `hoard`              | keeps 8 MiB more per call, returns its input     |
 
 use wasmeter_guest::{Batch, BatchBuilder, Error, SampleType, Settings, Transformer};
+
+std::thread_local! {
+    /// What `hoard` keeps between calls.
+    static HOARD: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 /// The configured misdeed.
 pub struct Hostile {
@@ -71,6 +77,13 @@ fn misbehave(behaviour: &str, input: Batch) -> Result<Batch, Error> {
             let s = b.series("stolen.bytes", "passwd", "B", SampleType::Gauge, &[]);
             b.push(s, 0, text.len() as f64);
             Ok(b.finish())
+        }
+        "hoard" => {
+            HOARD.with(|h| {
+                h.borrow_mut()
+                    .push(std::hint::black_box(vec![1u8; 8 << 20]))
+            });
+            Ok(input)
         }
         "open-socket" => {
             std::net::TcpStream::connect("127.0.0.1:1")
