@@ -94,6 +94,25 @@ impl StageCommon {
         }
     }
 
+    /// The stage's exit: the instance goes on (a reload may keep it); its
+    /// counters so far are in the report, and it starts the next graph from
+    /// zero.
+    fn exit<I: plugin::Instance>(
+        mut self,
+        mut instance: Option<I>,
+        wrap: fn(I) -> StageInstance,
+    ) -> StageExit {
+        if let Some(i) = &mut instance {
+            self.report.plugin.merge(i.stats());
+            i.reset_stats();
+        }
+        StageExit {
+            name: self.name.to_string(),
+            report: self.report,
+            instance: instance.map(wrap),
+        }
+    }
+
     fn failed(&mut self, e: &PluginError) {
         tracing::error!(stage = %self.name, kind = %e.kind, "{e}");
         if let Some(rest) = self.backoff.failure(Instant::now()) {
@@ -156,18 +175,8 @@ impl CollectorStage {
         self.exit()
     }
 
-    fn exit(mut self) -> StageExit {
-        // The instance goes on (a reload may keep it); its counters so far
-        // are in the report, and it starts the next graph from zero.
-        if let Some(i) = &mut self.instance {
-            self.common.report.plugin.merge(i.stats());
-            i.reset_stats();
-        }
-        StageExit {
-            name: self.common.name.to_string(),
-            report: self.common.report,
-            instance: self.instance.map(StageInstance::Collector),
-        }
+    fn exit(self) -> StageExit {
+        self.common.exit(self.instance, StageInstance::Collector)
     }
 
     /// Starts a fresh instance (the old one trapped or grew too large).
@@ -245,16 +254,8 @@ impl TransformerStage {
         }
     }
 
-    fn exit(mut self) -> StageExit {
-        if let Some(i) = &mut self.instance {
-            self.common.report.plugin.merge(i.stats());
-            i.reset_stats();
-        }
-        StageExit {
-            name: self.common.name.to_string(),
-            report: self.common.report,
-            instance: self.instance.map(StageInstance::Transformer),
-        }
+    fn exit(self) -> StageExit {
+        self.common.exit(self.instance, StageInstance::Transformer)
     }
 
     fn keep_dead_letter(&mut self, error: &PluginError, batch: &RecordBatch) {

@@ -12,7 +12,7 @@ use super::{
     EPOCH_TICK, Grants, Limits, Plugin, PluginError, PluginErrorKind, RECYCLE_AFTER_CALLS, World,
 };
 use crate::batch;
-use crate::bindings::{collector, transformer};
+use crate::bindings::{WitBatch, WitError, collector, transformer};
 
 /// Counters of plugin calls (one instance's, or a stage's over all the
 /// instances it had).
@@ -106,6 +106,41 @@ impl Sandbox {
         e
     }
 
+    /// Opens the sandbox, instantiates and calls `init`: the start of every
+    /// role's instance (the caller has checked the world).
+    fn start<B>(
+        plugin: &Plugin,
+        name: &str,
+        grants: &Grants,
+        limits: Limits,
+        instantiate: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<B>,
+        init: impl FnOnce(&B, &mut Store<HostState>) -> wasmtime::Result<Result<(), WitError>>,
+    ) -> Result<(Sandbox, B), PluginError> {
+        let mut sandbox = Sandbox::new(plugin, name, grants, limits)?;
+        let bindings = sandbox.call(instantiate)?;
+        sandbox
+            .call(|s| init(&bindings, s))?
+            .map_err(|e| PluginError::from_guest(name, e))?;
+        sandbox.stats = CallStats::default();
+        Ok((sandbox, bindings))
+    }
+
+    /// The guest's own error, counted.
+    fn guest<R>(&mut self, result: Result<R, WitError>) -> Result<R, PluginError> {
+        result.map_err(|e| {
+            let e = PluginError::from_guest(&self.name, e);
+            self.fail(e)
+        })
+    }
+
+    /// Validates a batch the plugin returned; a malformed one is counted.
+    fn output(&mut self, out: WitBatch) -> Result<RecordBatch, PluginError> {
+        batch::from_wit(out).map_err(|e| {
+            let e = PluginError::bad_output(&self.name, e);
+            self.fail(e)
+        })
+    }
+
     fn needs_recycling(&self) -> bool {
         self.calls_above_high_water >= RECYCLE_AFTER_CALLS
     }
@@ -133,15 +168,17 @@ impl Transformer {
         limits: Limits,
     ) -> Result<Self, PluginError> {
         plugin.expect_world(World::Transformer)?;
-        let mut sandbox = Sandbox::new(&plugin, name, grants, limits)?;
         let pre = transformer::TransformerPre::new(plugin.pre.clone())
             .map_err(|e| PluginError::load(name, format!("{e:#}")))?;
-        let bindings = sandbox.call(|s| pre.instantiate(s))?;
         let settings = settings.to_vec();
-        sandbox
-            .call(|s| bindings.call_init(s, &settings))?
-            .map_err(|e| PluginError::from_guest(name, e))?;
-        sandbox.stats = CallStats::default();
+        let (sandbox, bindings) = Sandbox::start(
+            &plugin,
+            name,
+            grants,
+            limits,
+            |s| pre.instantiate(s),
+            |b, s| b.call_init(s, &settings),
+        )?;
         Ok(Transformer {
             plugin,
             sandbox,
@@ -164,10 +201,7 @@ impl Transformer {
             )
         })?;
         let out = self.transform_wit(&wit)?;
-        batch::from_wit(out).map_err(|e| {
-            let e = PluginError::bad_output(&self.sandbox.name, e);
-            self.sandbox.fail(e)
-        })
+        self.sandbox.output(out)
     }
 
     /// Transforms one batch in the contract's own columnar form, without
@@ -176,26 +210,15 @@ impl Transformer {
     ///
     /// # Errors
     /// As [`Transformer::transform`], except `BadOutput`.
-    pub fn transform_wit(
-        &mut self,
-        input: &crate::bindings::WitBatch,
-    ) -> Result<crate::bindings::WitBatch, PluginError> {
+    pub fn transform_wit(&mut self, input: &WitBatch) -> Result<WitBatch, PluginError> {
         let bindings = &self.bindings;
-        let out = self
-            .sandbox
-            .call(|s| bindings.call_transform(s, input))?
-            .map_err(|e| PluginError::from_guest(&self.sandbox.name, e));
-        out.map_err(|e| self.sandbox.fail(e))
+        let out = self.sandbox.call(|s| bindings.call_transform(s, input))?;
+        self.sandbox.guest(out)
     }
 
     /// Counters of this instance.
     pub fn stats(&self) -> &CallStats {
         &self.sandbox.stats
-    }
-
-    /// Zeroes the counters (after they were handed on).
-    pub fn reset_stats(&mut self) {
-        self.sandbox.stats = CallStats::default();
     }
 
     /// True when the instance's memory has stayed above
@@ -232,15 +255,17 @@ impl Collector {
         limits: Limits,
     ) -> Result<Self, PluginError> {
         plugin.expect_world(World::Collector)?;
-        let mut sandbox = Sandbox::new(&plugin, name, grants, limits)?;
         let pre = collector::CollectorPre::new(plugin.pre.clone())
             .map_err(|e| PluginError::load(name, format!("{e:#}")))?;
-        let bindings = sandbox.call(|s| pre.instantiate(s))?;
         let settings = settings.to_vec();
-        sandbox
-            .call(|s| bindings.call_init(s, &settings))?
-            .map_err(|e| PluginError::from_guest(name, e))?;
-        sandbox.stats = CallStats::default();
+        let (sandbox, bindings) = Sandbox::start(
+            &plugin,
+            name,
+            grants,
+            limits,
+            |s| pre.instantiate(s),
+            |b, s| b.call_init(s, &settings),
+        )?;
         Ok(Collector {
             plugin,
             sandbox,
@@ -255,28 +280,14 @@ impl Collector {
     /// As [`Transformer::transform`].
     pub fn collect(&mut self, now_ns: i64) -> Result<RecordBatch, PluginError> {
         let bindings = &self.bindings;
-        let out = self
-            .sandbox
-            .call(|s| bindings.call_collect(s, now_ns))?
-            .map_err(|e| PluginError::from_guest(&self.sandbox.name, e));
-        let out = match out {
-            Ok(out) => out,
-            Err(e) => return Err(self.sandbox.fail(e)),
-        };
-        batch::from_wit(out).map_err(|e| {
-            let e = PluginError::bad_output(&self.sandbox.name, e);
-            self.sandbox.fail(e)
-        })
+        let out = self.sandbox.call(|s| bindings.call_collect(s, now_ns))?;
+        let out = self.sandbox.guest(out)?;
+        self.sandbox.output(out)
     }
 
     /// Counters of this instance.
     pub fn stats(&self) -> &CallStats {
         &self.sandbox.stats
-    }
-
-    /// Zeroes the counters (after they were handed on).
-    pub fn reset_stats(&mut self) {
-        self.sandbox.stats = CallStats::default();
     }
 
     /// True when the instance's memory has stayed above
@@ -308,6 +319,9 @@ pub trait Instance: Sized {
 
     /// Counters of this instance.
     fn stats(&self) -> &CallStats;
+
+    /// Zeroes the counters (after they were handed on).
+    fn reset_stats(&mut self);
 }
 
 impl Instance for Transformer {
@@ -324,6 +338,10 @@ impl Instance for Transformer {
     fn stats(&self) -> &CallStats {
         &self.sandbox.stats
     }
+
+    fn reset_stats(&mut self) {
+        self.sandbox.stats = CallStats::default();
+    }
 }
 
 impl Instance for Collector {
@@ -339,5 +357,9 @@ impl Instance for Collector {
 
     fn stats(&self) -> &CallStats {
         &self.sandbox.stats
+    }
+
+    fn reset_stats(&mut self) {
+        self.sandbox.stats = CallStats::default();
     }
 }
