@@ -14,8 +14,12 @@
 //! | [`plugin`]   | engine, loading, sandbox, limits, instances               |
 //! | [`config`]   | the pipeline config file: schema, parsing, validation     |
 //! | [`pipeline`] | stage graph, scheduling, channels                         |
+//! | [`rollup`]   | archive policies, Gnocchi's aggregation, back window      |
+//! | [`archive`]  | the Parquet archive: layout, writer, retention            |
+//! | [`alarm`]    | Aodh's alarms: rules, state machine, notifications        |
 //! | [`cli`]      | the `wasmeter` command line                               |
 
+pub mod alarm;
 pub mod archive;
 pub mod batch;
 pub mod bindings;

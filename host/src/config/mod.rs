@@ -20,6 +20,7 @@
 //! settings = { scale = 9.5367431640625e-7, unit = "MiB" }
 //! ```
 
+mod alarms;
 mod meters;
 
 pub use meters::MeterFilter;
@@ -59,6 +60,10 @@ pub struct PipelineConfig {
     pub collectors: Vec<CollectorConfig>,
     /// Transformer stages, in topological order (inputs first).
     pub transformers: Vec<TransformerConfig>,
+    /// `[[alarm]]`s, in file order.
+    pub alarms: Vec<crate::alarm::AlarmConfig>,
+    /// `[notifier]`: webhook delivery settings.
+    pub notifier: crate::alarm::NotifierSettings,
 }
 
 /// The `[archive]` section: where wasmeter keeps its files. Relative paths
@@ -173,11 +178,12 @@ struct RawConfig {
     archive_policy_rule: Vec<Spanned<RawPolicyRule>>,
     collector: Vec<Spanned<RawCollector>>,
     transformer: Vec<Spanned<RawTransformer>>,
+    alarm: Vec<Spanned<alarms::RawAlarm>>,
+    notifier: Option<Spanned<alarms::RawNotifier>>,
 }
 
 /// The top-level sections.
-const SECTIONS: &str =
-    "archive, telemetry, archive_policy, archive_policy_rule, collector, transformer";
+const SECTIONS: &str = "archive, telemetry, archive_policy, archive_policy_rule, collector, transformer, alarm, notifier";
 
 /// Parses the TOML (a syntax error stops here), then deserializes each
 /// section and each `[[…]]` entry on its own, collecting every error.
@@ -246,6 +252,8 @@ fn read_raw(src: &Source<'_>, text: &str) -> Result<(RawConfig, Vec<ConfigError>
             ),
             "collector" => each(value, "collector", src, &mut errors, &mut raw.collector),
             "transformer" => each(value, "transformer", src, &mut errors, &mut raw.transformer),
+            "alarm" => each(value, "alarm", src, &mut errors, &mut raw.alarm),
+            "notifier" => raw.notifier = one(value, "notifier", src, &mut errors),
             other => errors.push(src.error(
                 Some(key.span()),
                 other,
@@ -589,6 +597,9 @@ impl PipelineConfig {
                 .map_or_else(|| data_dir.join("archive"), |r| base.join(r)),
             data_dir,
         };
+        let alarms =
+            alarms::build_alarms(&src, raw.alarm, base, (&policies, &rules), &mut errors);
+        let notifier = alarms::build_notifier(&src, raw.notifier.as_ref(), &mut errors);
         if errors.is_empty() {
             let mut slots: Vec<Option<TransformerConfig>> =
                 transformers.into_iter().map(Some).collect();
@@ -604,6 +615,8 @@ impl PipelineConfig {
                     .into_iter()
                     .map(|i| slots[i].take().unwrap())
                     .collect(),
+                alarms,
+                notifier,
             })
         } else {
             errors.sort_by_key(|e| (e.line, e.column));

@@ -12,7 +12,8 @@ use super::{
     EPOCH_TICK, Grants, Limits, Plugin, PluginError, PluginErrorKind, RECYCLE_AFTER_CALLS, World,
 };
 use crate::batch;
-use crate::bindings::{WitBatch, WitError, collector, transformer};
+use crate::bindings::alarm_rule::wasmeter::plugin::alarm::{Evaluation, SeriesAggregates};
+use crate::bindings::{WitBatch, WitError, alarm_rule, collector, transformer};
 
 /// Counters of plugin calls (one instance's, or a stage's over all the
 /// instances it had).
@@ -295,6 +296,89 @@ impl Collector {
     /// replace it with a fresh one between batches.
     pub fn needs_recycling(&self) -> bool {
         self.sandbox.needs_recycling()
+    }
+
+    /// The plugin this instance runs.
+    pub fn plugin(&self) -> &Arc<Plugin> {
+        &self.plugin
+    }
+}
+
+/// A running alarm-rule instance.
+pub struct AlarmRule {
+    plugin: Arc<Plugin>,
+    sandbox: Sandbox,
+    bindings: alarm_rule::AlarmRule,
+}
+
+impl AlarmRule {
+    /// Instantiates `plugin` (which must be an alarm rule) as `name` and
+    /// calls its `init` with `settings`.
+    ///
+    /// # Errors
+    /// As [`Transformer::new`].
+    pub fn new(
+        plugin: Arc<Plugin>,
+        name: &str,
+        settings: &[(String, String)],
+        grants: &Grants,
+        limits: Limits,
+    ) -> Result<Self, PluginError> {
+        plugin.expect_world(World::AlarmRule)?;
+        let pre = alarm_rule::AlarmRulePre::new(plugin.pre.clone())
+            .map_err(|e| PluginError::load(name, format!("{e:#}")))?;
+        let settings = settings.to_vec();
+        let (sandbox, bindings) = Sandbox::start(
+            &plugin,
+            name,
+            grants,
+            limits,
+            |s| pre.instantiate(s),
+            |b, s| b.call_init(s, &settings),
+        )?;
+        Ok(AlarmRule {
+            plugin,
+            sandbox,
+            bindings,
+        })
+    }
+
+    /// Evaluates one alarm (`params`) over its series (one Wasm call);
+    /// returns one evaluation per input entry, in input order.
+    ///
+    /// # Errors
+    /// The guest's own error (`InvalidSettings` for bad parameters);
+    /// `Trap`, `Deadline`, `Memory`; `BadOutput` when the plugin returns
+    /// a different number of evaluations than series.
+    pub fn evaluate(
+        &mut self,
+        params: &[(String, String)],
+        input: &[SeriesAggregates],
+    ) -> Result<Vec<Evaluation>, PluginError> {
+        let bindings = &self.bindings;
+        let params = params.to_vec();
+        let out = self
+            .sandbox
+            .call(|s| bindings.call_evaluate(s, &params, input))?;
+        let out = self.sandbox.guest(out)?;
+        if out.len() != input.len() {
+            let e = PluginError::new(
+                &self.sandbox.name,
+                PluginErrorKind::BadOutput,
+                format!(
+                    "returned {} evaluations for {} series",
+                    out.len(),
+                    input.len()
+                ),
+            );
+            return Err(self.sandbox.fail(e));
+        }
+        Ok(out)
+    }
+
+    /// Counters of this instance.
+    pub fn stats(&self) -> &CallStats {
+        &self.sandbox.stats
     }
 
     /// The plugin this instance runs.

@@ -20,7 +20,7 @@ mod instance;
 mod load;
 
 pub use error::{PluginError, PluginErrorKind};
-pub use instance::{CallStats, Collector, Instance, Transformer};
+pub use instance::{AlarmRule, CallStats, Collector, Instance, Transformer};
 pub use load::{Plugin, PluginSource, World};
 
 use std::path::{Path, PathBuf};

@@ -24,6 +24,7 @@ mod methods;
 pub mod policy;
 mod state;
 
+pub use methods::aggregate;
 pub use engine::{ClosedRow, ClosedRows, RollupEngine, RollupReport, SeriesInfo, floor, retain};
 pub use policy::{AggregationMethod, ArchivePolicy, BaseMethod, PolicyItem, PolicyRules};
 
