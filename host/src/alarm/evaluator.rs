@@ -60,7 +60,8 @@ pub struct AlarmStatus {
 }
 
 impl AlarmStatus {
-    fn new(alarm: &str, series: &str) -> Self {
+    /// A state never evaluated: `insufficient data`, "Not evaluated yet".
+    pub fn new(alarm: &str, series: &str) -> Self {
         AlarmStatus {
             alarm_name: alarm.to_owned(),
             series: series.to_owned(),

@@ -9,6 +9,7 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Float64Type, Int32Type, TimestampNanosecondType};
 
 use super::ArchiveWriter;
+use crate::alarm::{AlarmEvaluator, Notifier};
 use crate::batch::columns;
 use crate::config::PipelineConfig;
 use crate::pipeline::Sink;
@@ -38,7 +39,17 @@ pub struct ArchiveSink {
     ticks: u64,
     tee: Option<PrintTee>,
     logged_refused: u64,
+    alarms: Option<(AlarmEvaluator, Notifier)>,
+    /// The archive settings, policies and rules in force (a reload that
+    /// changes none of them keeps the engine as it is).
+    archive_config: Option<ArchiveConfig>,
 }
+
+type ArchiveConfig = (
+    crate::config::ArchiveSettings,
+    Vec<crate::rollup::ArchivePolicy>,
+    crate::rollup::PolicyRules,
+);
 
 impl ArchiveSink {
     /// A sink over `engine` (whose open state is restored from
@@ -65,7 +76,43 @@ impl ArchiveSink {
             ticks: 0,
             tee: None,
             logged_refused: 0,
+            alarms: None,
+            archive_config: None,
         })
+    }
+
+    /// Records the archive settings, policies and rules `config` has, so a
+    /// reload that leaves them unchanged keeps the engine as it is.
+    pub fn for_config(mut self, config: &PipelineConfig) -> Self {
+        self.archive_config = Some((
+            config.archive.clone(),
+            config.policies.clone(),
+            config.rules.clone(),
+        ));
+        self
+    }
+
+    /// Also evaluates alarms: after every flush of closed rows (wall
+    /// clock: each tick; event time: each batch), the alarms due are
+    /// evaluated over the engine's recent buckets and their notifications
+    /// handed to `notifier`.
+    pub fn with_alarms(mut self, evaluator: AlarmEvaluator, notifier: Notifier) -> Self {
+        self.alarms = Some((evaluator, notifier));
+        self
+    }
+
+    /// The alarm evaluator, if any.
+    pub fn alarms(&self) -> Option<&AlarmEvaluator> {
+        self.alarms.as_ref().map(|(e, _)| e)
+    }
+
+    /// Evaluates the alarms due at `now` and sends their notifications.
+    fn evaluate_alarms(&mut self, now: i64) {
+        if let Some((evaluator, notifier)) = &mut self.alarms {
+            for n in evaluator.evaluate_due(now, &mut self.engine) {
+                notifier.dispatch(&n);
+            }
+        }
     }
 
     /// Also prints every sample to `tee`.
@@ -82,7 +129,11 @@ impl ArchiveSink {
     /// Writes the closed rows; then, every so often, compacts and applies
     /// retention.
     fn flush(&mut self, now_ns: i64, maintenance: bool) {
-        for (pi, per_g) in self.engine.take_closed().into_iter().enumerate() {
+        let closed = self.engine.take_closed();
+        if let Some((evaluator, _)) = &mut self.alarms {
+            evaluator.observe_closed(&closed);
+        }
+        for (pi, per_g) in closed.into_iter().enumerate() {
             for (gi, rows) in per_g.into_iter().enumerate() {
                 if let Err(e) = self.writer.write(pi, gi, &rows) {
                     tracing::error!(rows = rows.rows.len(), "cannot write archive rows: {e:#}");
@@ -135,6 +186,22 @@ impl ArchiveSink {
             values.push(v);
         };
         push("wasmeter.rollup.accepted", vec![], r.accepted as f64);
+        if let Some((evaluator, notifier)) = &self.alarms {
+            use std::sync::atomic::Ordering::Relaxed;
+            let (e, c) = (evaluator.report(), notifier.counters());
+            push("wasmeter.alarm.evaluations", vec![], e.evaluations as f64);
+            push("wasmeter.alarm.transitions", vec![], e.transitions as f64);
+            push("wasmeter.alarm.rule_failures", vec![], e.rule_failures as f64);
+            for (outcome, n) in [
+                ("logged", c.logged.load(Relaxed)),
+                ("delivered", c.delivered.load(Relaxed)),
+                ("failed", c.failed.load(Relaxed)),
+            ] {
+                let attrs = vec![("outcome".to_owned(), outcome.to_owned())];
+                push("wasmeter.alarm.notifications", attrs, n as f64);
+            }
+            push("wasmeter.alarm.webhook_attempts", vec![], c.attempts.load(Relaxed) as f64);
+        }
         push("wasmeter.rollup.rows_closed", vec![], r.rows_closed as f64);
         for (reason, by_metric) in [
             ("late", &r.late),
@@ -180,6 +247,10 @@ impl Sink for ArchiveSink {
         }
         if self.clock == Clock::EventTime {
             self.engine.advance(self.newest_event);
+            if self.alarms.is_some() {
+                self.flush(self.newest_event, false);
+                self.evaluate_alarms(self.newest_event);
+            }
         }
     }
 
@@ -193,9 +264,26 @@ impl Sink for ArchiveSink {
             self.engine.advance(now);
         }
         self.flush(now, self.ticks.is_multiple_of(MAINTENANCE_EVERY_TICKS));
+        if self.clock == Clock::Wall {
+            self.evaluate_alarms(now);
+        }
     }
 
     fn reconfigure(&mut self, config: &PipelineConfig) {
+        if let Some((evaluator, _)) = &mut self.alarms
+            && let Err(e) = evaluator.reconfigure(config)
+        {
+            tracing::error!("reload: keeping the old alarms: {e}");
+        }
+        let wanted = (
+            config.archive.clone(),
+            config.policies.clone(),
+            config.rules.clone(),
+        );
+        if self.archive_config.as_ref() == Some(&wanted) {
+            return;
+        }
+        self.archive_config = Some(wanted);
         // Close what is closed under the old policies, hand the open
         // buckets over through the state file.
         let now = self.now(crate::pipeline::wall_clock_ns());
@@ -231,6 +319,12 @@ impl Sink for ArchiveSink {
     fn finish(&mut self) {
         let now = self.now(crate::pipeline::wall_clock_ns());
         self.flush(now, true);
+        if let Some((_, notifier)) = &self.alarms {
+            let left = notifier.wait_idle(Duration::from_secs(10));
+            if left > 0 {
+                tracing::warn!(in_flight = left, "stopping with alarm notifications still being delivered");
+            }
+        }
         if let Err(e) = self.engine.save_state(&self.data_dir) {
             tracing::error!("cannot save the open buckets: {e:#}");
         }

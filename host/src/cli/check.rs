@@ -7,6 +7,7 @@ use std::sync::Arc;
 use clap::Args;
 
 use super::Failure;
+use crate::alarm::AlarmEvaluator;
 use crate::config::PipelineConfig;
 use crate::plugin::{Plugin, Runtime, World};
 
@@ -20,23 +21,34 @@ pub struct CheckArgs {
 /// Validates the config and loads every plugin it names, checking each
 /// plugin's world. Exit 0 when valid, 2 with every problem otherwise.
 pub fn check(args: CheckArgs) -> Result<(), Failure> {
-    let (config, _, _) = load_and_check(&args.config)?;
+    let checked = load_and_check(&args.config)?;
+    let config = &checked.config;
     println!(
-        "{}: ok ({} collectors, {} transformers)",
+        "{}: ok ({} collectors, {} transformers, {} alarms)",
         args.config.display(),
         config.collectors.len(),
-        config.transformers.len()
+        config.transformers.len(),
+        config.alarms.len()
     );
     Ok(())
 }
 
+/// What [`load_and_check`] returns.
+pub(super) struct Checked {
+    /// The validated config.
+    pub config: PipelineConfig,
+    /// The runtime, whose compile cache is `DATA_DIR/cache`.
+    pub runtime: Runtime,
+    /// Each stage's plugin digest.
+    pub digests: BTreeMap<String, String>,
+    /// The alarms, with their rule plugins loaded and their parameters
+    /// checked.
+    pub alarms: Option<AlarmEvaluator>,
+}
+
 /// Parses and validates `path` and loads its plugins, so that `run` and
-/// `check` refuse the same things with the same output. Returns the config,
-/// the runtime (whose compile cache is `DATA_DIR/cache`) and each stage's
-/// plugin digest.
-pub(super) fn load_and_check(
-    path: &std::path::Path,
-) -> Result<(PipelineConfig, Runtime, BTreeMap<String, String>), Failure> {
+/// `check` refuse the same things with the same output.
+pub(super) fn load_and_check(path: &std::path::Path) -> Result<Checked, Failure> {
     let config = PipelineConfig::load(path).map_err(|e| Failure::Usage(e.to_string()))?;
     let runtime = Runtime::with_cache_dir(&config.archive.data_dir.join("cache"))
         .map_err(|e| Failure::Runtime(e.into()))?;
@@ -72,8 +84,19 @@ pub(super) fn load_and_check(
             Err(e) => problems.push(at(name, &e)),
         }
     }
+    // Always an evaluator, so that a reload can add the first alarm.
+    let mut alarms = None;
+    match AlarmEvaluator::new(&config, &runtime) {
+        Ok(e) => alarms = Some(e),
+        Err(e) => problems.push(format!("error: {}: {e}", path.display())),
+    }
     if problems.is_empty() {
-        Ok((config, runtime, digests))
+        Ok(Checked {
+            config,
+            runtime,
+            digests,
+            alarms,
+        })
     } else {
         Err(Failure::Usage(problems.join("\n")))
     }

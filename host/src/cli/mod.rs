@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 ok, 1 runtime failure, 2 usage or config error.
 
+mod alarm;
 mod check;
 mod plugin;
 mod run;
@@ -31,6 +32,9 @@ pub enum Command {
     /// Works with plugin components.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Shows alarms: current states and history.
+    #[command(subcommand)]
+    Alarm(alarm::AlarmCommand),
 }
 
 /// Outcome of a subcommand, mapped to the exit code.
@@ -56,6 +60,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Check(args) => check::check(args),
         Command::Plugin(cmd) => plugin::plugin(cmd),
+        Command::Alarm(cmd) => alarm::alarm(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

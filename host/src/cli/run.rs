@@ -10,6 +10,7 @@ use super::Failure;
 use notify::{RecursiveMode, Watcher};
 use tokio::signal::unix::{SignalKind, signal};
 
+use crate::alarm::Notifier;
 use crate::archive::{ArchiveSink, ArchiveWriter, Clock, PrintTee};
 use crate::config::PipelineConfig;
 use crate::pipeline::Pipeline;
@@ -34,24 +35,35 @@ pub struct RunArgs {
 /// samples are rolled up by archive policy into the Parquet archive, and
 /// the open buckets are saved for the next start.
 pub fn run(args: RunArgs) -> Result<(), Failure> {
-    let (config, runtime, digests) = super::check::load_and_check(&args.config)?;
+    let super::check::Checked {
+        config,
+        runtime,
+        digests,
+        alarms,
+    } = super::check::load_and_check(&args.config)?;
     let engine = RollupEngine::new(config.policies.clone(), config.rules.clone());
     let writer = ArchiveWriter::new(
         &config.archive.root,
         config.policies.clone().into(),
         digests,
     );
-    let mut sink = ArchiveSink::new(engine, writer, config.archive.data_dir.clone(), Clock::Wall)?;
+    let mut sink = ArchiveSink::new(engine, writer, config.archive.data_dir.clone(), Clock::Wall)?
+        .for_config(&config);
     if args.print {
         sink = sink.with_tee(PrintTee::stdout());
     }
     let rt = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+    if let Some(evaluator) = alarms {
+        let notifier = Notifier::new(config.notifier, rt.handle().clone())?;
+        sink = sink.with_alarms(evaluator, notifier);
+    }
     rt.block_on(async move {
         let mut pipeline = Pipeline::start(&config, &runtime, sink)?;
         tracing::info!(
             config = %args.config.display(),
             collectors = config.collectors.len(),
             transformers = config.transformers.len(),
+            alarms = config.alarms.len(),
             "pipeline running"
         );
         let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel::<&'static str>(16);
@@ -126,6 +138,13 @@ fn watch_files(
         .iter()
         .map(|c| &c.plugin)
         .chain(config.transformers.iter().map(|t| &t.plugin))
+        .chain(
+            config
+                .alarms
+                .iter()
+                .flat_map(|a| a.rule.leaves())
+                .map(|l| &l.plugin),
+        )
     {
         if let PluginSource::File(p) = source {
             files.push(absolute(p));

@@ -49,8 +49,9 @@ pub trait Sink: Send + 'static {
     /// epoch (for time-driven work: closing idle buckets, flushing).
     fn tick(&mut self, _now_ns: i64) {}
 
-    /// Called when a reload brings a new config (archive settings or
-    /// policies may have changed).
+    /// Called on every reload with the new config (archive settings,
+    /// policies, rules or alarms may have changed, or nothing that
+    /// concerns the sink).
     fn reconfigure(&mut self, _config: &PipelineConfig) {}
 
     /// Called once, after the last batch, when the pipeline stops.
@@ -402,12 +403,12 @@ impl Pipeline {
         }
         report.archive_changed =
             old.archive != new.archive || old.policies != new.policies || old.rules != new.rules;
-        if report.archive_changed {
-            let _ = self
-                .sink_tx
-                .send(SinkMsg::Reconfigure(Arc::new(new.clone())))
-                .await;
-        }
+        // The sink compares what concerns it (archive settings, policies,
+        // rules, alarms and their plugins' bytes) itself.
+        let _ = self
+            .sink_tx
+            .send(SinkMsg::Reconfigure(Arc::new(new.clone())))
+            .await;
         let graph = Graph::start(&new, ready, &self.sink_tx);
         if let Ok(mut c) = self.counters.lock() {
             c.live = graph.live.clone();
