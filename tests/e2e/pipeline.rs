@@ -8,6 +8,7 @@ use wasmeter::config::PipelineConfig;
 use wasmeter::pipeline::{Pipeline, RunReport, Sink};
 use wasmeter::plugin::PluginErrorKind;
 
+use crate::plugins::procfs::FIXTURE_SAMPLES;
 use crate::support::{data_dir, runtime};
 
 /// Keeps every batch of the stages, and counts the self-telemetry ones.
@@ -98,15 +99,18 @@ settings = { behaviour = "panic", every = 2 }
     let host = &report.stages["host"];
     let flaky = &report.stages["flaky"];
     assert_eq!(host.batches, 4);
-    assert_eq!(host.samples_out, 4 * 9);
+    assert_eq!(host.samples_out, 4 * FIXTURE_SAMPLES);
     // Instance 1: call 1 ok, call 2 traps -> replaced; instance 2 likewise.
-    assert_eq!(flaky.samples_in, 36);
-    assert_eq!(flaky.samples_out, 18);
-    assert_eq!(flaky.dead_lettered, 18);
+    assert_eq!(flaky.samples_in, 4 * FIXTURE_SAMPLES);
+    assert_eq!(flaky.samples_out, 2 * FIXTURE_SAMPLES);
+    assert_eq!(flaky.dead_lettered, 2 * FIXTURE_SAMPLES);
     assert_eq!(flaky.replaced_instances, 2);
     assert_eq!(flaky.plugin.calls, 4);
     assert_eq!(flaky.plugin.errors.get(&PluginErrorKind::Trap), Some(&2));
-    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 18);
+    assert_eq!(
+        batches.iter().map(|b| b.num_rows()).sum::<usize>() as u64,
+        2 * FIXTURE_SAMPLES
+    );
 
     // The two failed batches are in Arrow IPC files, whole, with the cause.
     let dl = dir.path().join("data/dead-letter/flaky");
@@ -200,5 +204,5 @@ settings = { behaviour = "mismatched-columns" }
     // Bad output does not poison the instance: it is kept.
     assert_eq!(broken.replaced_instances, 0);
     // Every batch is in the dead letters, refused ones included.
-    assert_eq!(broken.dead_lettered, 6 * 9);
+    assert_eq!(broken.dead_lettered, 6 * FIXTURE_SAMPLES);
 }

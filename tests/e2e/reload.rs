@@ -13,6 +13,7 @@ use arrow::datatypes::TimestampNanosecondType;
 use wasmeter::config::PipelineConfig;
 use wasmeter::pipeline::{Pipeline, Sink};
 
+use crate::plugins::procfs::FIXTURE_SAMPLES;
 use crate::support::{data_dir, runtime, wasmeter};
 
 /// Keeps every batch of the stages (not the self-telemetry).
@@ -116,7 +117,7 @@ fn reloads_under_a_steady_stream_lose_and_duplicate_nothing() {
     assert!(reloads.iter().all(|r| r.elapsed < Duration::from_secs(5)));
     assert_eq!(report.reloads, 4);
 
-    // Every tick's 9 samples arrive exactly once.
+    // Every tick's samples arrive exactly once.
     let batches = sink.0.lock().unwrap().clone();
     let mut per_tick: BTreeMap<i64, usize> = BTreeMap::new();
     for b in &batches {
@@ -128,7 +129,10 @@ fn reloads_under_a_steady_stream_lose_and_duplicate_nothing() {
             *per_tick.entry(t).or_default() += 1;
         }
     }
-    assert!(per_tick.values().all(|&n| n == 9), "{per_tick:?}");
+    assert!(
+        per_tick.values().all(|&n| n as u64 == FIXTURE_SAMPLES),
+        "{per_tick:?}"
+    );
     let produced = report.stages["host"].samples_out;
     assert_eq!(per_tick.values().sum::<usize>() as u64, produced);
     assert_eq!(report.stages["convert"].samples_in, produced);
