@@ -176,9 +176,9 @@ fn collect(root: &Path) -> Families {
     families(&out, NOW)
 }
 
-/// Runs `f` with the host's log records (the plugin's `log` calls) written
-/// to the returned buffer.
-fn with_logs<R>(f: impl FnOnce() -> R) -> (R, String) {
+/// Runs `f` with the host's log records (the plugin's `log` calls) of level
+/// warn and above written to the returned text (on this thread only).
+pub fn with_logs<R>(f: impl FnOnce() -> R) -> (R, String) {
     #[derive(Clone, Default)]
     struct Buf(Arc<Mutex<Vec<u8>>>);
     impl std::io::Write for Buf {
