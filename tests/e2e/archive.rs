@@ -34,7 +34,7 @@ fn python() -> PathBuf {
 }
 
 /// Runs a Python script in `cwd`; returns its stdout.
-fn run_python(cwd: &Path, script: &str) -> String {
+pub(crate) fn run_python(cwd: &Path, script: &str) -> String {
     let out = Command::new(python())
         .arg("-c")
         .arg(script)

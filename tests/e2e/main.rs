@@ -1,6 +1,7 @@
 //! End-to-end tests: the built `wasmeter` binary, the built plugin
 //! components and real inputs (`tests/data/`).
 
+mod alarms;
 mod archive;
 mod cli;
 mod pipeline;

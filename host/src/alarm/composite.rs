@@ -54,7 +54,13 @@ impl Eval<'_> {
 
     /// Short-circuits like Python's `all` / `any`, but still advances the
     /// leaf counter over the children it skips.
-    fn walk(&mut self, rule: &CompositeRule, next: &mut usize, want: AlarmState, and_is_all: bool) -> bool {
+    fn walk(
+        &mut self,
+        rule: &CompositeRule,
+        next: &mut usize,
+        want: AlarmState,
+        and_is_all: bool,
+    ) -> bool {
         match rule {
             CompositeRule::Leaf(_) => {
                 let i = *next;
@@ -288,7 +294,10 @@ mod tests {
         let leaves = [decided(Alarm), decided(Ok), decided(Alarm)];
         let r = evaluate_composite(&rule, Ok, false, &leaves).unwrap();
         assert_eq!(r.current, Alarm);
-        assert_eq!(r.reason_data["composition_form"], "(rule1 and (rule2 or rule3))");
+        assert_eq!(
+            r.reason_data["composition_form"],
+            "(rule1 and (rule2 or rule3))"
+        );
         assert_eq!(
             r.reason,
             "Composite rule alarm with composition form: (rule1 and (rule2 or rule3)) transition to alarm, due to rules: rule1, rule3 outside their threshold."
@@ -318,8 +327,13 @@ mod tests {
     #[test]
     fn equivocal_leaves_take_their_trend_from_insufficient_data() {
         let rule = CompositeRule::And(vec![leaf(), leaf()]);
-        let r = evaluate_composite(&rule, InsufficientData, false, &[trend(Alarm), decided(Alarm)])
-            .unwrap();
+        let r = evaluate_composite(
+            &rule,
+            InsufficientData,
+            false,
+            &[trend(Alarm), decided(Alarm)],
+        )
+        .unwrap();
         assert_eq!(r.current, Alarm);
     }
 
@@ -357,6 +371,9 @@ mod tests {
         let rule = CompositeRule::Or(vec![leaf(), leaf()]);
         let r = evaluate_composite(&rule, Ok, false, &[decided(Alarm), trend(Alarm)]).unwrap();
         assert_eq!(r.current, Alarm);
-        assert_eq!(r.reason_data["causative_rules"].as_object().unwrap().len(), 1);
+        assert_eq!(
+            r.reason_data["causative_rules"].as_object().unwrap().len(),
+            1
+        );
     }
 }

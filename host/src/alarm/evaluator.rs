@@ -226,7 +226,11 @@ fn resolve(
         .iter()
         .position(|m| *m == rule.aggregation_method)
         .ok_or_else(|| {
-            let ms: Vec<String> = p.aggregation_methods.iter().map(|m| m.to_string()).collect();
+            let ms: Vec<String> = p
+                .aggregation_methods
+                .iter()
+                .map(|m| m.to_string())
+                .collect();
             format!(
                 "aggregation method {} is not in archive policy {:?} of metric {:?} (methods: {})",
                 rule.aggregation_method,
@@ -252,7 +256,11 @@ fn series_key(s: &SeriesInfo) -> String {
     if s.attributes.is_empty() {
         s.resource_id.clone()
     } else {
-        let attrs: Vec<String> = s.attributes.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let attrs: Vec<String> = s
+            .attributes
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         format!("{}{{{}}}", s.resource_id, attrs.join(","))
     }
 }
@@ -348,12 +356,11 @@ impl AlarmEvaluator {
                 }
                 // The plugin checks the parameters.
                 let slot = rules.get_mut(&leaf.plugin).expect("inserted above");
-                let instance = instance(slot, &leaf.plugin).map_err(|source| {
-                    AlarmSetupError::Plugin {
+                let instance =
+                    instance(slot, &leaf.plugin).map_err(|source| AlarmSetupError::Plugin {
                         alarm: a.name.clone(),
                         source,
-                    }
-                })?;
+                    })?;
                 instance
                     .evaluate(&leaf.params, &[])
                     .map_err(|source| AlarmSetupError::Plugin {
@@ -437,7 +444,10 @@ impl AlarmEvaluator {
             if !a.config.enabled || a.next_due.is_some_and(|d| d > now_ns) {
                 continue;
             }
-            a.next_due = Some(crate::pipeline::next_tick(now_ns, a.config.evaluation_interval));
+            a.next_due = Some(crate::pipeline::next_tick(
+                now_ns,
+                a.config.evaluation_interval,
+            ));
             if !within(&a.config.time_constraints, now_ns) {
                 self.report.skipped += 1;
                 continue;
@@ -476,7 +486,16 @@ impl AlarmEvaluator {
                             .filter(|k| k.alarm == config.name)
                             .map(|k| k.series.clone())
                             .collect();
-                        self.per_series(rule, &targets[0], now, engine, open, &known)
+                        let out = self.per_series(rule, &targets[0], now, engine, open, &known);
+                        // Once series match, the alarm-level placeholder
+                        // state (no series yet) is gone.
+                        if out.iter().any(|o| !o.0.is_empty()) {
+                            self.states.remove(&StateKey {
+                                alarm: config.name.clone(),
+                                series: String::new(),
+                            });
+                        }
+                        out
                     }
                     Selection::Aggregated(_) => {
                         let (detail, o) = self.aggregated(rule, &targets[0], now, engine, open);
@@ -488,7 +507,10 @@ impl AlarmEvaluator {
                         alarm: config.name.clone(),
                         series: series.clone(),
                     };
-                    let current = self.states.get(&key).map_or(AlarmState::InsufficientData, AlarmStatus::state);
+                    let current = self
+                        .states
+                        .get(&key)
+                        .map_or(AlarmState::InsufficientData, AlarmStatus::state);
                     let refresh = threshold_transition(
                         current,
                         config.repeat_actions,
@@ -511,7 +533,10 @@ impl AlarmEvaluator {
                     alarm: config.name.clone(),
                     series: String::new(),
                 };
-                let current = self.states.get(&key).map_or(AlarmState::InsufficientData, AlarmStatus::state);
+                let current = self
+                    .states
+                    .get(&key)
+                    .map_or(AlarmState::InsufficientData, AlarmStatus::state);
                 let refresh = evaluate_composite(tree, current, config.repeat_actions, &leaves);
                 self.apply(&config, key, Value::Null, now, refresh, notes, records);
             }
@@ -632,7 +657,10 @@ impl AlarmEvaluator {
     ) -> Vec<(String, Value, Outcome)> {
         let series = self.points(rule, t, now, engine, open);
         let no_data = || Outcome::Unknown {
-            reason: format!("No datapoint for granularity {}", t.granularity_ns / 1_000_000_000),
+            reason: format!(
+                "No datapoint for granularity {}",
+                t.granularity_ns / 1_000_000_000
+            ),
             points: 0,
             most_recent: None,
         };
@@ -647,7 +675,11 @@ impl AlarmEvaluator {
             } else {
                 slots.push(out.len());
                 out.push((key, detail, no_data()));
-                input.push(aggregates(wit_series(info), points, rule.evaluation_periods));
+                input.push(aggregates(
+                    wit_series(info),
+                    points,
+                    rule.evaluation_periods,
+                ));
             }
         }
         let verdicts = self.run_rule(rule, &input);
@@ -696,12 +728,16 @@ impl AlarmEvaluator {
                 aggregate(method, &vs, &mut sorted, &mut ready).map(|v| (ts, v))
             })
             .collect();
-        let detail = json!({"metric": rule.metric, "resource_id": rule.resource_id, "series": series.len()});
+        let detail =
+            json!({"metric": rule.metric, "resource_id": rule.resource_id, "series": series.len()});
         if points.is_empty() {
             return (
                 detail,
                 Outcome::Unknown {
-                    reason: format!("No datapoint for granularity {}", t.granularity_ns / 1_000_000_000),
+                    reason: format!(
+                        "No datapoint for granularity {}",
+                        t.granularity_ns / 1_000_000_000
+                    ),
                     points: 0,
                     most_recent: None,
                 },
@@ -710,10 +746,7 @@ impl AlarmEvaluator {
         let info = WitSeries {
             metric: rule.metric.clone(),
             resource_id: rule.resource_id.clone(),
-            unit: series
-                .first()
-                .map(|s| s.0.unit.clone())
-                .unwrap_or_default(),
+            unit: series.first().map(|s| s.0.unit.clone()).unwrap_or_default(),
             type_: SampleType::Gauge,
             attributes: Vec::new(),
         };
@@ -734,7 +767,9 @@ impl AlarmEvaluator {
         }
         let periods = rule.evaluation_periods;
         let result = match self.rules.get_mut(&rule.plugin) {
-            Some(slot) => instance(slot, &rule.plugin).and_then(|i| i.evaluate(&rule.params, input)),
+            Some(slot) => {
+                instance(slot, &rule.plugin).and_then(|i| i.evaluate(&rule.params, input))
+            }
             None => Err(PluginError::new(
                 rule.plugin.to_string(),
                 crate::plugin::PluginErrorKind::Internal,
@@ -808,7 +843,10 @@ impl AlarmEvaluator {
     }
 }
 
-fn instance<'a>(slot: &'a mut RuleSlot, source: &PluginSource) -> Result<&'a mut AlarmRule, PluginError> {
+fn instance<'a>(
+    slot: &'a mut RuleSlot,
+    source: &PluginSource,
+) -> Result<&'a mut AlarmRule, PluginError> {
     if slot.instance.is_none() {
         slot.instance = Some(AlarmRule::new(
             slot.plugin.clone(),

@@ -99,7 +99,11 @@ pub fn read_history(path: &Path) -> anyhow::Result<Vec<HistoryRecord>> {
         }
         match serde_json::from_str(&line) {
             Ok(r) => out.push(r),
-            Err(e) => tracing::warn!("{}:{}: skipping a bad history line: {e}", path.display(), i + 1),
+            Err(e) => tracing::warn!(
+                "{}:{}: skipping a bad history line: {e}",
+                path.display(),
+                i + 1
+            ),
         }
     }
     Ok(out)

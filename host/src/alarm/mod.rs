@@ -146,7 +146,9 @@ impl Action {
                 "action {s:?}: unknown scheme {:?} (expected log:, http:// or https://)",
                 u.scheme()
             )),
-            Err(e) => Err(format!("action {s:?}: {e} (expected log:, http:// or https://)")),
+            Err(e) => Err(format!(
+                "action {s:?}: {e} (expected log:, http:// or https://)"
+            )),
         }
     }
 }

@@ -236,7 +236,11 @@ mod tests {
             }
         } else {
             Outcome::Equivocal {
-                trend: if breach(recent[periods - 1]) { Alarm } else { Ok },
+                trend: if breach(recent[periods - 1]) {
+                    Alarm
+                } else {
+                    Ok
+                },
                 points,
                 outside,
                 most_recent,

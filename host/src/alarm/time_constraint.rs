@@ -120,8 +120,14 @@ mod tests {
     #[test]
     fn window_after_each_start() {
         // Weekdays 09:00 for 8 h, Paris time (UTC+1 in December).
-        let c = TimeConstraint::new("office", "", "0 9 * * 1-5", Duration::from_secs(8 * 3600), "Europe/Paris")
-            .unwrap();
+        let c = TimeConstraint::new(
+            "office",
+            "",
+            "0 9 * * 1-5",
+            Duration::from_secs(8 * 3600),
+            "Europe/Paris",
+        )
+        .unwrap();
         // Tuesday 2026-12-01.
         assert!(!c.contains(at("2026-12-01T07:59:59Z")));
         assert!(c.contains(at("2026-12-01T08:00:00Z")));
@@ -143,9 +149,16 @@ mod tests {
     #[test]
     fn bad_input_is_named() {
         let e = TimeConstraint::new("t", "", "61 * * * *", Duration::ZERO, "").unwrap_err();
-        assert!(e.starts_with("start: bad cron expression \"61 * * * *\""), "{e}");
-        let e = TimeConstraint::new("t", "", "0 9 * * *", Duration::ZERO, "Mars/Olympus").unwrap_err();
-        assert_eq!(e, "timezone: \"Mars/Olympus\" is not an IANA time zone name");
+        assert!(
+            e.starts_with("start: bad cron expression \"61 * * * *\""),
+            "{e}"
+        );
+        let e =
+            TimeConstraint::new("t", "", "0 9 * * *", Duration::ZERO, "Mars/Olympus").unwrap_err();
+        assert_eq!(
+            e,
+            "timezone: \"Mars/Olympus\" is not an IANA time zone name"
+        );
         assert!(within(&[], 0));
     }
 }

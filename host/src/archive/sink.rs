@@ -191,7 +191,11 @@ impl ArchiveSink {
             let (e, c) = (evaluator.report(), notifier.counters());
             push("wasmeter.alarm.evaluations", vec![], e.evaluations as f64);
             push("wasmeter.alarm.transitions", vec![], e.transitions as f64);
-            push("wasmeter.alarm.rule_failures", vec![], e.rule_failures as f64);
+            push(
+                "wasmeter.alarm.rule_failures",
+                vec![],
+                e.rule_failures as f64,
+            );
             for (outcome, n) in [
                 ("logged", c.logged.load(Relaxed)),
                 ("delivered", c.delivered.load(Relaxed)),
@@ -200,7 +204,11 @@ impl ArchiveSink {
                 let attrs = vec![("outcome".to_owned(), outcome.to_owned())];
                 push("wasmeter.alarm.notifications", attrs, n as f64);
             }
-            push("wasmeter.alarm.webhook_attempts", vec![], c.attempts.load(Relaxed) as f64);
+            push(
+                "wasmeter.alarm.webhook_attempts",
+                vec![],
+                c.attempts.load(Relaxed) as f64,
+            );
         }
         push("wasmeter.rollup.rows_closed", vec![], r.rows_closed as f64);
         for (reason, by_metric) in [
@@ -322,7 +330,10 @@ impl Sink for ArchiveSink {
         if let Some((_, notifier)) = &self.alarms {
             let left = notifier.wait_idle(Duration::from_secs(10));
             if left > 0 {
-                tracing::warn!(in_flight = left, "stopping with alarm notifications still being delivered");
+                tracing::warn!(
+                    in_flight = left,
+                    "stopping with alarm notifications still being delivered"
+                );
             }
         }
         if let Err(e) = self.engine.save_state(&self.data_dir) {

@@ -131,11 +131,22 @@ fn history(args: HistoryArgs) -> Result<(), Failure> {
     match args.format {
         Format::Json => {
             for r in records {
-                println!("{}", serde_json::to_string(&r).map_err(anyhow::Error::from)?);
+                println!(
+                    "{}",
+                    serde_json::to_string(&r).map_err(anyhow::Error::from)?
+                );
             }
         }
         Format::Table => {
-            let mut t = table(&["TIMESTAMP", "ALARM", "SERIES", "PREVIOUS", "STATE", "SEVERITY", "REASON"]);
+            let mut t = table(&[
+                "TIMESTAMP",
+                "ALARM",
+                "SERIES",
+                "PREVIOUS",
+                "STATE",
+                "SEVERITY",
+                "REASON",
+            ]);
             for r in records {
                 t.add_row(vec![
                     r.timestamp,

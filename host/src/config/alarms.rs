@@ -40,8 +40,8 @@ use serde::Deserialize;
 
 use super::{ConfigError, Source};
 use crate::alarm::{
-    Action, AlarmConfig, CompositeRule, NotifierSettings, Rule, Selection, Severity,
-    ThresholdRule, TimeConstraint,
+    Action, AlarmConfig, CompositeRule, NotifierSettings, Rule, Selection, Severity, ThresholdRule,
+    TimeConstraint,
 };
 use crate::plugin::PluginSource;
 use crate::rollup::{AggregationMethod, ArchivePolicy, PolicyRules};
@@ -141,7 +141,10 @@ impl Ctx<'_, '_> {
         match humantime::parse_duration(v) {
             Ok(d) => Some(d),
             Err(e) => {
-                self.err(field, format!("bad duration {v:?}: {e} (expected e.g. 60s, 5m)"));
+                self.err(
+                    field,
+                    format!("bad duration {v:?}: {e} (expected e.g. 60s, 5m)"),
+                );
                 None
             }
         }
@@ -165,7 +168,10 @@ fn threshold_rule(
         );
     }
     let metric = raw.metric.unwrap_or_else(|| {
-        cx.err(format!("{field}.metric"), "missing: the metric the alarm watches");
+        cx.err(
+            format!("{field}.metric"),
+            "missing: the metric the alarm watches",
+        );
         String::new()
     });
     let aggregation_method = match raw.aggregation_method.as_deref() {
@@ -203,7 +209,10 @@ fn threshold_rule(
         );
     }
     let threshold = raw.threshold.unwrap_or_else(|| {
-        cx.err(format!("{field}.threshold"), "missing: the value compared with");
+        cx.err(
+            format!("{field}.threshold"),
+            "missing: the value compared with",
+        );
         0.0
     });
     let periods = raw.evaluation_periods.unwrap_or(1);
@@ -215,7 +224,10 @@ fn threshold_rule(
     }
     let resource_id = raw.resource_id.unwrap_or_else(|| "*".to_owned());
     if let Err(e) = globset::Glob::new(&resource_id) {
-        cx.err(format!("{field}.resource_id"), format!("bad glob {resource_id:?}: {e}"));
+        cx.err(
+            format!("{field}.resource_id"),
+            format!("bad glob {resource_id:?}: {e}"),
+        );
     }
     let cross = match raw.aggregate_series.as_deref() {
         Some(m) => match AggregationMethod::parse(m) {
@@ -237,7 +249,10 @@ fn threshold_rule(
                 .duration(format!("{field}.additional_ingestion_lag"), l)
                 .unwrap_or_default();
             if d > Duration::from_secs(86_400) {
-                cx.err(format!("{field}.additional_ingestion_lag"), "must be at most 1d");
+                cx.err(
+                    format!("{field}.additional_ingestion_lag"),
+                    "must be at most 1d",
+                );
             }
             d
         }
@@ -400,17 +415,17 @@ pub(super) fn build_alarms(
                     .map(Rule::Composite)
             }
             ("composite", None) => {
-                cx.err(format!("{field}.composite_rule"), "missing for type composite");
+                cx.err(
+                    format!("{field}.composite_rule"),
+                    "missing for type composite",
+                );
                 None
             }
             ("threshold", None) => raw_rule(toml::Value::Table(a.rule), &field, &mut cx)
                 .and_then(|r| threshold_rule(r, &field, base, false, &mut cx))
                 .map(Rule::Threshold),
             ("threshold", Some(_)) => {
-                cx.err(
-                    format!("{field}.composite_rule"),
-                    "only for type composite",
-                );
+                cx.err(format!("{field}.composite_rule"), "only for type composite");
                 None
             }
             (other, _) => {
@@ -445,12 +460,18 @@ pub(super) fn build_alarms(
                 toml::Value::Integer(s) if *s >= 0 => Some(Duration::from_secs(*s as u64)),
                 toml::Value::String(s) => cx.duration(format!("{f}.duration"), s),
                 _ => {
-                    cx.err(format!("{f}.duration"), "must be seconds ≥ 0 or a duration like 8h");
+                    cx.err(
+                        format!("{f}.duration"),
+                        "must be seconds ≥ 0 or a duration like 8h",
+                    );
                     None
                 }
             };
             if time_constraints.iter().any(|t| t.name == tc.name) {
-                cx.err(format!("{f}.name"), format!("duplicate time constraint {:?}", tc.name));
+                cx.err(
+                    format!("{f}.name"),
+                    format!("duplicate time constraint {:?}", tc.name),
+                );
             }
             if let Some(d) = duration {
                 match TimeConstraint::new(&tc.name, &tc.description, &tc.start, d, &tc.timezone) {
@@ -476,7 +497,10 @@ pub(super) fn build_alarms(
             Some(s) => match cx.duration(format!("{field}.evaluation_interval"), s) {
                 Some(d) if !d.is_zero() => d,
                 Some(_) => {
-                    cx.err(format!("{field}.evaluation_interval"), "must be greater than zero");
+                    cx.err(
+                        format!("{field}.evaluation_interval"),
+                        "must be greater than zero",
+                    );
                     smallest
                 }
                 None => smallest,
@@ -525,10 +549,7 @@ fn describe(rule: &Rule) -> String {
     };
     match rule {
         Rule::Threshold(t) => leaf(t),
-        Rule::Composite(c) => format!(
-            "Composite alarm over {} threshold rules",
-            c.leaves().len()
-        ),
+        Rule::Composite(c) => format!("Composite alarm over {} threshold rules", c.leaves().len()),
     }
 }
 

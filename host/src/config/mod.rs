@@ -597,8 +597,7 @@ impl PipelineConfig {
                 .map_or_else(|| data_dir.join("archive"), |r| base.join(r)),
             data_dir,
         };
-        let alarms =
-            alarms::build_alarms(&src, raw.alarm, base, (&policies, &rules), &mut errors);
+        let alarms = alarms::build_alarms(&src, raw.alarm, base, (&policies, &rules), &mut errors);
         let notifier = alarms::build_notifier(&src, raw.notifier.as_ref(), &mut errors);
         if errors.is_empty() {
             let mut slots: Vec<Option<TransformerConfig>> =

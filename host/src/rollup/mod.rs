@@ -24,8 +24,8 @@ mod methods;
 pub mod policy;
 mod state;
 
-pub use methods::aggregate;
 pub use engine::{ClosedRow, ClosedRows, RollupEngine, RollupReport, SeriesInfo, floor, retain};
+pub use methods::aggregate;
 pub use policy::{AggregationMethod, ArchivePolicy, BaseMethod, PolicyItem, PolicyRules};
 
 #[cfg(test)]

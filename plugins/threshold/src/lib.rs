@@ -172,7 +172,10 @@ mod tests {
     #[test]
     fn all_outside_is_alarm() {
         let e = rule(Operator::Gt, 80.0, 5).evaluate(&[81.0, 82.0, 83.0, 84.0, 85.0]);
-        assert_eq!((e.state, e.equivocal, e.points, e.outside), (State::Alarm, false, 5, 5));
+        assert_eq!(
+            (e.state, e.equivocal, e.points, e.outside),
+            (State::Alarm, false, 5, 5)
+        );
         assert_eq!(e.most_recent, Some(85.0));
     }
 
@@ -188,7 +191,10 @@ mod tests {
     #[test]
     fn only_the_last_periods_count() {
         let e = rule(Operator::Le, 10.0, 4).evaluate(&[11.0, 10.0, 9.0, 8.0, 7.0, 6.0]);
-        assert_eq!((e.state, e.equivocal, e.points, e.outside), (State::Alarm, false, 4, 4));
+        assert_eq!(
+            (e.state, e.equivocal, e.points, e.outside),
+            (State::Alarm, false, 4, 4)
+        );
         assert_eq!(e.most_recent, Some(6.0));
     }
 
@@ -211,7 +217,9 @@ mod tests {
         };
         let r = Rule::from_params(&p(&[("threshold", "3")])).unwrap();
         assert_eq!((r.operator, r.evaluation_periods), (Operator::Eq, 1));
-        assert!(Rule::from_params(&p(&[("threshold", "3"), ("comparison_operator", "gte")])).is_err());
+        assert!(
+            Rule::from_params(&p(&[("threshold", "3"), ("comparison_operator", "gte")])).is_err()
+        );
         assert!(Rule::from_params(&p(&[])).is_err());
         assert!(Rule::from_params(&p(&[("threshold", "1"), ("evaluation_periods", "0")])).is_err());
     }

@@ -1,6 +1,7 @@
 //! One module per standard plugin (see `require_plugin_test!`).
 
 pub mod procfs;
+pub mod threshold;
 pub mod rate_of_change;
 pub mod unit_conversion;
 
