@@ -1,8 +1,8 @@
 //! One module per standard plugin (see `require_plugin_test!`).
 
 pub mod procfs;
-pub mod threshold;
 pub mod rate_of_change;
+pub mod threshold;
 pub mod unit_conversion;
 
 use wasmeter::plugin::{Plugin, PluginSource};
