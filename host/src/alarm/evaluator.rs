@@ -102,6 +102,9 @@ pub fn load_states(data_dir: &Path) -> anyhow::Result<Vec<AlarmStatus>> {
     Ok(f.alarms)
 }
 
+/// One series and its (bucket start, aggregate) points, time order.
+type SeriesPoints = (Arc<SeriesInfo>, Vec<(i64, f64)>);
+
 /// Where a leaf's aggregates are in the engine.
 #[derive(Debug, Clone)]
 struct Target {
@@ -612,7 +615,7 @@ impl AlarmEvaluator {
         now: i64,
         engine: &mut RollupEngine,
         open: &mut HashMap<(usize, usize), Vec<ClosedRow>>,
-    ) -> Vec<(Arc<SeriesInfo>, Vec<(i64, f64)>)> {
+    ) -> Vec<SeriesPoints> {
         let g = t.granularity_ns;
         let periods = i64::from(rule.evaluation_periods);
         let lag = rule.additional_ingestion_lag.as_nanos() as i64;
@@ -638,11 +641,11 @@ impl AlarmEvaluator {
                 entry.insert(row.timestamp, *v);
             }
         }
-        let mut out: Vec<(Arc<SeriesInfo>, Vec<(i64, f64)>)> = by_series
+        let mut out: Vec<SeriesPoints> = by_series
             .into_iter()
             .map(|(s, m)| (s, m.into_iter().collect()))
             .collect();
-        out.sort_by(|a, b| series_key(&a.0).cmp(&series_key(&b.0)));
+        out.sort_by_key(|a| series_key(&a.0));
         out
     }
 
@@ -689,7 +692,7 @@ impl AlarmEvaluator {
         // Series seen before that have no row at all any more, and the
         // alarm itself before any series matched.
         for k in known {
-            if !out.iter().any(|(s, _, _)| s == k) && !(k.is_empty() && !out.is_empty()) {
+            if !out.iter().any(|(s, _, _)| s == k) && (!k.is_empty() || out.is_empty()) {
                 out.push((k.clone(), Value::Null, no_data()));
             }
         }
