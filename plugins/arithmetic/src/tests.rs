@@ -28,8 +28,10 @@ const CPU_UTIL: &[(&str, &str)] = &[
     ("var.all", "cpu.time.rate"),
 ];
 
-/// `(resource, attributes, timestamp, value)` per output row.
-fn rows(out: &Batch) -> Vec<(String, Vec<(String, String)>, i64, f64)> {
+/// `(resource, attributes, timestamp, value)` of an output row.
+type Row = (String, Vec<(String, String)>, i64, f64);
+
+fn rows(out: &Batch) -> Vec<Row> {
     out.samples()
         .map(|s| {
             (

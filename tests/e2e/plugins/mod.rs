@@ -1,5 +1,6 @@
 //! One module per standard plugin (see `require_plugin_test!`).
 
+pub mod arithmetic;
 pub mod procfs;
 pub mod rate_of_change;
 pub mod threshold;
