@@ -35,9 +35,15 @@
 //!   `keep_attributes` keys that every sample of the group has with one
 //!   same value. A group missing a variable gives nothing; such groups are
 //!   counted and logged once per batch (a warning with the count).
-//! - Only the computed meter comes out: the input samples are not passed on
-//!   by the plugin. Whether they go around the stage is the host's meter
-//!   filter's business (`meters` and `pass_unmatched` of the stage).
+//! - Only the computed meter comes out: the plugin does not pass its input
+//!   on. What goes around it is the host's meter filter: the stage's
+//!   `meters` list picks the samples the plugin sees (default `["*"]`:
+//!   all of them), and `pass_unmatched` (default `true`) sends the samples
+//!   the list rejects downstream unchanged. So list the selected meters in
+//!   `meters` (e.g. `meters = ["cpu.time.rate"]`): the other meters go
+//!   around, and the selected ones stop here (give them a parallel stage on
+//!   the same input to keep them). With the default `["*"]` every other
+//!   meter would stop at this stage.
 //! - Arithmetic is IEEE 754 `f64`: `x / 0` is ±inf, `0 / 0` is NaN, and a
 //!   NaN or ±inf input propagates; such results are emitted as they are.
 //! - Input units and types are not looked at: values are summed as they
