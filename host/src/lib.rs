@@ -25,6 +25,7 @@ pub mod batch;
 pub mod bindings;
 pub mod cli;
 pub mod config;
+pub mod import;
 pub mod pipeline;
 pub mod plugin;
 pub mod rollup;

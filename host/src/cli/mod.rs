@@ -4,6 +4,7 @@
 
 mod alarm;
 mod check;
+mod import;
 mod plugin;
 mod run;
 
@@ -27,6 +28,9 @@ pub struct Cli {
 pub enum Command {
     /// Runs the pipeline of CONFIG until SIGINT/SIGTERM or --duration.
     Run(run::RunArgs),
+    /// Backfills history from files through CONFIG's pipeline, in event
+    /// time: transformers, rollups, archive and alarms.
+    Import(import::ImportArgs),
     /// Validates CONFIG and loads its plugins; prints every problem.
     Check(check::CheckArgs),
     /// Works with plugin components.
@@ -59,6 +63,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Check(args) => check::check(args),
+        Command::Import(args) => import::import(args),
         Command::Plugin(cmd) => plugin::plugin(cmd),
         Command::Alarm(cmd) => alarm::alarm(cmd),
     };

@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::stages::{
-    CollectorStage, Output, StageCommon, StageExit, StageInstance, TransformerStage,
+    CollectorStage, FeedStage, Output, StageCommon, StageExit, StageInstance, TransformerStage,
 };
 use super::{Backoff, CHANNEL_CAPACITY, DeadLetter, PipelineError, SinkMsg, StageReport};
 use crate::config::PipelineConfig;
@@ -76,11 +76,14 @@ pub(super) fn instantiate(
 
 impl Graph {
     /// Starts the tasks of `config` with the instances in `ready` (one per
-    /// stage, see [`instantiate`]). Leaf stages send to `sink`.
+    /// stage, see [`instantiate`]). Leaf stages send to `sink`. Each of
+    /// `feeds` is a source stage fed through its channel (a collector of
+    /// that name, if any, is not started).
     pub(super) fn start(
         config: &PipelineConfig,
         mut ready: Ready,
         sink: &mpsc::Sender<SinkMsg>,
+        feeds: Vec<(String, mpsc::Receiver<RecordBatch>)>,
     ) -> Graph {
         let dead_letter = DeadLetter::new(&config.archive.data_dir.join("dead-letter"));
         let mut inboxes: HashMap<
@@ -126,6 +129,18 @@ impl Graph {
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let mut live = Vec::new();
+        let mut fed = HashSet::new();
+        for (name, rx) in feeds {
+            let report = Arc::new(Mutex::new(StageReport::default()));
+            live.push((name.clone(), report.clone()));
+            let stage = FeedStage {
+                outputs: outputs_of(&name, &inboxes),
+                name: Arc::from(name.as_str()),
+                live: report,
+            };
+            tasks.spawn(stage.run(rx));
+            fed.insert(name);
+        }
         let mut common = |name: &str,
                           settings: &[(String, String)],
                           grants: &plugin::Grants,
@@ -163,6 +178,9 @@ impl Graph {
             tasks.spawn(stage.run(rx));
         }
         for c in &config.collectors {
+            if fed.contains(&c.name) {
+                continue;
+            }
             let Some(StageInstance::Collector(instance)) = ready.remove(&c.name) else {
                 unreachable!("instantiate() made every collector");
             };

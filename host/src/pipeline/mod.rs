@@ -261,7 +261,37 @@ impl Pipeline {
     pub fn start(
         config: &PipelineConfig,
         runtime: &Runtime,
+        sink: impl Sink,
+    ) -> Result<Self, PipelineError> {
+        Self::start_with_feeds(config, runtime, sink, Vec::new())
+    }
+
+    /// Starts the pipeline with `feed` as a source stage fed by the
+    /// returned sender instead of a collector (`wasmeter import`): batches
+    /// sent there flow to the transformers whose `inputs` name `feed`, or
+    /// to the sink when none does. No collector runs. Dropping the sender
+    /// and calling [`Pipeline::stop`] drains everything.
+    ///
+    /// # Errors
+    /// As [`Pipeline::start`].
+    pub fn start_fed(
+        config: &PipelineConfig,
+        runtime: &Runtime,
+        sink: impl Sink,
+        feed: &str,
+    ) -> Result<(Self, mpsc::Sender<RecordBatch>), PipelineError> {
+        let mut config = config.clone();
+        config.collectors.clear();
+        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        let p = Self::start_with_feeds(&config, runtime, sink, vec![(feed.to_owned(), rx)])?;
+        Ok((p, tx))
+    }
+
+    fn start_with_feeds(
+        config: &PipelineConfig,
+        runtime: &Runtime,
         mut sink: impl Sink,
+        feeds: Vec<(String, mpsc::Receiver<RecordBatch>)>,
     ) -> Result<Self, PipelineError> {
         let plugins = load_plugins(runtime, config, &HashMap::new())?;
         let mut ready = Ready::new();
@@ -292,16 +322,23 @@ impl Pipeline {
                 samples
             })
         });
-        let graph = Graph::start(config, ready, &sink_tx);
+        let fed = !feeds.is_empty();
+        let graph = Graph::start(config, ready, &sink_tx, feeds);
         let counters = Arc::new(Mutex::new(Counters {
             finished: HashMap::new(),
             live: graph.live.clone(),
         }));
-        let telemetry_task = tokio::spawn(telemetry::run(
-            counters.clone(),
-            sink_tx.clone(),
-            config.telemetry_interval,
-        ));
+        // Self-telemetry is stamped with the wall clock: not for a fed
+        // (event-time) pipeline, whose sink's clock is the data's.
+        let telemetry_task = if fed {
+            tokio::spawn(std::future::ready(()))
+        } else {
+            tokio::spawn(telemetry::run(
+                counters.clone(),
+                sink_tx.clone(),
+                config.telemetry_interval,
+            ))
+        };
         let (shutdown, _) = watch::channel(false);
         Ok(Pipeline {
             graph: Some(graph),
@@ -409,7 +446,7 @@ impl Pipeline {
             .sink_tx
             .send(SinkMsg::Reconfigure(Arc::new(new.clone())))
             .await;
-        let graph = Graph::start(&new, ready, &self.sink_tx);
+        let graph = Graph::start(&new, ready, &self.sink_tx, Vec::new());
         if let Ok(mut c) = self.counters.lock() {
             c.live = graph.live.clone();
         }

@@ -185,6 +185,33 @@ impl CollectorStage {
     }
 }
 
+/// A source fed from outside (`wasmeter import`): forwards the batches it
+/// receives to its consumers, as a collector would send what it collects.
+pub(super) struct FeedStage {
+    pub(super) name: Arc<str>,
+    pub(super) outputs: Vec<Output>,
+    pub(super) live: Arc<Mutex<StageReport>>,
+}
+
+impl FeedStage {
+    pub(super) async fn run(self, mut rx: mpsc::Receiver<RecordBatch>) -> StageExit {
+        let mut report = StageReport::default();
+        while let Some(batch) = rx.recv().await {
+            report.batches += 1;
+            report.samples_out += batch.num_rows() as u64;
+            send_all(&self.outputs, &self.name, batch).await;
+            if let Ok(mut live) = self.live.lock() {
+                *live = report.clone();
+            }
+        }
+        StageExit {
+            name: self.name.to_string(),
+            report,
+            instance: None,
+        }
+    }
+}
+
 pub(super) struct TransformerStage {
     pub(super) common: StageCommon,
     pub(super) instance: Option<plugin::Transformer>,
