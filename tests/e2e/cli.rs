@@ -28,7 +28,10 @@ fn help_lists_only_working_subcommands() {
         .take_while(|l| l.starts_with("  "))
         .map(|l| l.split_whitespace().next().unwrap())
         .collect();
-    assert_eq!(commands, ["run", "check", "plugin", "help"]);
+    assert_eq!(
+        commands,
+        ["run", "import", "check", "plugin", "alarm", "help"]
+    );
 }
 
 #[test]

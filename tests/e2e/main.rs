@@ -4,6 +4,7 @@
 mod alarms;
 mod archive;
 mod cli;
+mod main_job;
 mod pipeline;
 mod plugins;
 mod reload;

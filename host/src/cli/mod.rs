@@ -28,8 +28,7 @@ pub struct Cli {
 pub enum Command {
     /// Runs the pipeline of CONFIG until SIGINT/SIGTERM or --duration.
     Run(run::RunArgs),
-    /// Backfills history from files through CONFIG's pipeline, in event
-    /// time: transformers, rollups, archive and alarms.
+    /// Backfills history from files through CONFIG's pipeline, in event time.
     Import(import::ImportArgs),
     /// Validates CONFIG and loads its plugins; prints every problem.
     Check(check::CheckArgs),
