@@ -109,8 +109,17 @@ print(duckdb.sql("SELECT DISTINCT unit FROM read_parquet('archive/policy=fast/**
 
 #[test]
 fn import_of_nab_gives_the_exact_hourly_mean() {
+    // Laid out as the repository, for the README's snippet.
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("nab.toml");
+    std::fs::create_dir_all(dir.path().join("examples")).unwrap();
+    std::fs::create_dir_all(dir.path().join("tests/data/nab/labels")).unwrap();
+    std::fs::copy(
+        data_dir().join("nab/labels/combined_windows.json"),
+        dir.path()
+            .join("tests/data/nab/labels/combined_windows.json"),
+    )
+    .unwrap();
+    let config = dir.path().join("examples/nab.toml");
     let example =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/nab.toml"))
             .unwrap();
@@ -151,7 +160,7 @@ fn import_of_nab_gives_the_exact_hourly_mean() {
     let mean = values.iter().fold(0.0, |a, v| a + v) / values.len() as f64;
     let got = run_python(
         dir.path(),
-        "import duckdb\nprint(repr(duckdb.sql(\"SELECT mean, count FROM read_parquet('nab-data/archive/policy=nab/**/*.parquet', hive_partitioning=true) WHERE granularity = 3600 AND timestamp = TIMESTAMPTZ '2013-12-16 17:00:00+00'\").fetchall()))",
+        "import duckdb\nprint(repr(duckdb.sql(\"SELECT mean, count FROM read_parquet('examples/nab-data/archive/policy=nab/**/*.parquet', hive_partitioning=true) WHERE granularity = 3600 AND timestamp = TIMESTAMPTZ '2013-12-16 17:00:00+00'\").fetchall()))",
     );
     assert_eq!(got.trim(), format!("[({mean:?}, 12.0)]"));
 
@@ -178,4 +187,54 @@ fn import_of_nab_gives_the_exact_hourly_mean() {
             "2014-02-07T22:55:00Z"
         ]
     );
+
+    // The README's snippet, run as written.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let snippet = readme.split("<!-- tested: nab-snippet -->").nth(1).unwrap();
+    let snippet = snippet
+        .split_once("```python\n")
+        .unwrap()
+        .1
+        .split_once("```")
+        .unwrap()
+        .0;
+    let printed = run_python(dir.path(), snippet);
+    assert_eq!(
+        printed.lines().collect::<Vec<_>>(),
+        [
+            "2013-12-10 10:55 in ['2013-12-10 06:25:00.000000', '2013-12-12 05:35:00.000000']",
+            "2013-12-16 09:55 in ['2013-12-15 17:50:00.000000', '2013-12-17 17:00:00.000000']",
+            "2014-02-03 10:55 in no window",
+            "2014-02-07 22:55 in ['2014-02-07 14:55:00.000000', '2014-02-09 14:05:00.000000']",
+        ]
+    );
+}
+
+/// The README's config examples (pipeline and alarms) are valid as written.
+#[test]
+fn readme_config_examples_are_valid() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let section = |title: &str| {
+        let s = readme.split(title).nth(1).unwrap();
+        s.split_once("```toml\n")
+            .unwrap()
+            .1
+            .split_once("```")
+            .unwrap()
+            .0
+            .to_owned()
+    };
+    let text = format!(
+        "{}\n{}",
+        section("## Pipeline config"),
+        section("## Alarms")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("readme.toml");
+    let config =
+        wasmeter::config::PipelineConfig::parse(&path, &text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.alarms.len(), 2);
+    assert_eq!(config.notifier.retries, 3);
 }
