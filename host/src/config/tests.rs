@@ -170,6 +170,6 @@ fn unknown_keys_in_several_stages_are_all_reported() {
     );
     assert_eq!(
         errs.0[2].message,
-        "unknown section `alarms` (expected one of archive, telemetry, archive_policy, archive_policy_rule, collector, transformer)"
+        "unknown section `alarms` (expected one of archive, telemetry, archive_policy, archive_policy_rule, collector, transformer, alarm, notifier)"
     );
 }
