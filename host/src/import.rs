@@ -180,8 +180,11 @@ fn parse_time(s: &str, tz: Tz, previous: Option<i64>) -> Result<(i64, bool), Tim
             LocalResult::None => Err(TimeError::Nonexistent),
         };
     }
+    // Epoch seconds: 1970 … 2262 (what ns in an i64 can hold). A compact
+    // date such as 20140219 is no epoch time.
     if let Ok(secs) = s.parse::<f64>()
-        && secs.is_finite()
+        && (0.0..9.2e9).contains(&secs)
+        && s.len() != 8
     {
         return Ok(((secs * 1e9).round() as i64, false));
     }

@@ -84,6 +84,44 @@ impl AlarmStatus {
 struct StateFile {
     version: u32,
     alarms: Vec<AlarmStatus>,
+    /// The recent closed aggregates alarms look at, so that an alarm over
+    /// several periods keeps its data across a restart.
+    #[serde(default)]
+    recent: Vec<RecentSeries>,
+}
+
+/// One series' recent closed rows at one policy granularity.
+#[derive(Serialize, Deserialize)]
+struct RecentSeries {
+    policy: String,
+    granularity_s: u64,
+    /// The policy's methods, in row order (rows are dropped at load when
+    /// the policy changed).
+    methods: Vec<String>,
+    metric: String,
+    resource_id: String,
+    unit: String,
+    attributes: Vec<(String, String)>,
+    /// (bucket start ns, one value per method; NaN is saved as null).
+    rows: Vec<(i64, Vec<Option<f64>>)>,
+}
+
+/// Reads the whole state file (absent: empty).
+fn read_state_file(data_dir: &Path) -> anyhow::Result<StateFile> {
+    let path = data_dir.join(STATE_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(StateFile {
+                version: 1,
+                alarms: Vec::new(),
+                recent: Vec::new(),
+            });
+        }
+        Err(e) => anyhow::bail!("reading {}: {e}", path.display()),
+    };
+    serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}: not an alarm state file: {e}", path.display()))
 }
 
 /// Reads `DATA_DIR/alarms.json` (absent: no states).
@@ -91,15 +129,7 @@ struct StateFile {
 /// # Errors
 /// A file that exists but cannot be read or parsed, with its path.
 pub fn load_states(data_dir: &Path) -> anyhow::Result<Vec<AlarmStatus>> {
-    let path = data_dir.join(STATE_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => anyhow::bail!("reading {}: {e}", path.display()),
-    };
-    let f: StateFile = serde_json::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("{}: not an alarm state file: {e}", path.display()))?;
-    Ok(f.alarms)
+    Ok(read_state_file(data_dir)?.alarms)
 }
 
 /// One series and its (bucket start, aggregate) points, time order.
@@ -154,7 +184,11 @@ pub struct AlarmEvaluator {
     data_dir: PathBuf,
     history_path: PathBuf,
     report: EvaluatorReport,
+    last_save: Option<std::time::Instant>,
 }
+
+/// How often states are saved when nothing transitions.
+const SAVE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Why an alarm could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -289,9 +323,30 @@ impl AlarmEvaluator {
             data_dir: config.archive.data_dir.clone(),
             history_path: config.archive.root.join(HISTORY_FILE),
             report: EvaluatorReport::default(),
+            last_save: None,
         };
         e.configure(config)?;
-        for s in load_states(&e.data_dir).map_err(AlarmSetupError::State)? {
+        let file = match read_state_file(&e.data_dir) {
+            Ok(f) => f,
+            Err(err) => {
+                // A damaged file must not keep the pipeline from starting:
+                // keep it aside and start from `insufficient data`.
+                let path = e.data_dir.join(STATE_FILE);
+                let aside = path.with_extension("json.damaged");
+                tracing::error!(
+                    "{err:#}; moved to {} and starting without alarm states",
+                    aside.display()
+                );
+                let _ = std::fs::rename(&path, &aside);
+                StateFile {
+                    version: 1,
+                    alarms: Vec::new(),
+                    recent: Vec::new(),
+                }
+            }
+        };
+        e.restore_recent(file.recent);
+        for s in file.alarms {
             if e.alarms.iter().any(|a| a.config.name == s.alarm_name) {
                 e.states.insert(
                     StateKey {
@@ -303,6 +358,56 @@ impl AlarmEvaluator {
             }
         }
         Ok(e)
+    }
+
+    /// Puts saved recent rows back where the current policies have them.
+    fn restore_recent(&mut self, saved: Vec<RecentSeries>) {
+        for r in saved {
+            let Some(pi) = self.policies.iter().position(|p| p.name == r.policy) else {
+                continue;
+            };
+            let p = &self.policies[pi];
+            let Some(gi) = p
+                .definition
+                .iter()
+                .position(|d| d.granularity.as_secs() == r.granularity_s)
+            else {
+                continue;
+            };
+            let methods: Vec<String> = p
+                .aggregation_methods
+                .iter()
+                .map(|m| m.to_string())
+                .collect();
+            if methods != r.methods || !self.keep.contains_key(&(pi, gi)) {
+                continue;
+            }
+            let info = Arc::new(SeriesInfo {
+                metric: r.metric,
+                resource_id: r.resource_id,
+                unit: r.unit,
+                attributes: r.attributes,
+            });
+            let q = self
+                .recent
+                .entry((pi, gi))
+                .or_default()
+                .entry(info.clone())
+                .or_default();
+            for (timestamp, values) in r.rows {
+                q.push_back(ClosedRow {
+                    timestamp,
+                    series: info.clone(),
+                    values,
+                });
+            }
+        }
+    }
+
+    /// Saves the states and the recent rows now (`DATA_DIR/alarms.json`);
+    /// the sink calls this when the pipeline stops.
+    pub fn persist(&mut self) {
+        self.save_states();
     }
 
     /// Applies a reloaded config: alarms are matched by name; an unchanged
@@ -342,8 +447,13 @@ impl AlarmEvaluator {
                     };
                     let bytes = leaf.plugin.read().map_err(err)?;
                     let digest = crate::plugin::digest(&bytes);
-                    let slot = match self.rules.remove(&leaf.plugin) {
-                        Some(old) if old.plugin.digest() == digest => old,
+                    // Reuse the compiled plugin (not the instance: the old
+                    // map stays intact until everything succeeded).
+                    let slot = match self.rules.get(&leaf.plugin) {
+                        Some(old) if old.plugin.digest() == digest => RuleSlot {
+                            plugin: old.plugin.clone(),
+                            instance: None,
+                        },
                         _ => {
                             let plugin = Arc::new(
                                 Plugin::from_bytes(&self.runtime, &leaf.plugin.to_string(), &bytes)
@@ -396,6 +506,15 @@ impl AlarmEvaluator {
         self.recent.retain(|k, _| keep.contains_key(k));
         self.policies = config.policies.clone();
         self.keep = keep;
+        // Instances of unchanged plugins carry over (their state too).
+        for (source, slot) in rules.iter_mut() {
+            if let Some(old) = self.rules.remove(source)
+                && old.plugin.digest() == slot.plugin.digest()
+                && old.instance.is_some()
+            {
+                slot.instance = old.instance;
+            }
+        }
         self.rules = rules;
         self.alarms = alarms;
         Ok(())
@@ -432,12 +551,49 @@ impl AlarmEvaluator {
         }
     }
 
+    /// The earliest time an enabled alarm is due: `Some(i64::MIN)` when one
+    /// was never evaluated, `None` without enabled alarms.
+    pub fn next_due(&self) -> Option<i64> {
+        self.alarms
+            .iter()
+            .filter(|a| a.config.enabled)
+            .map(|a| a.next_due.unwrap_or(i64::MIN))
+            .min()
+    }
+
+    /// Event time (`wasmeter import`): runs, in order, every evaluation due
+    /// at or before `until_ns`, each at its own due time, as a live run
+    /// would have (the first one, of alarms never evaluated, at
+    /// `until_ns`). Call it before ingesting samples stamped `until_ns` or
+    /// later.
+    pub fn evaluate_until(
+        &mut self,
+        until_ns: i64,
+        engine: &mut RollupEngine,
+    ) -> Vec<Notification> {
+        let mut notes = Vec::new();
+        while let Some(t) = self.next_due() {
+            if t > until_ns {
+                break;
+            }
+            let at = if t == i64::MIN { until_ns } else { t };
+            notes.extend(self.evaluate_due(at, engine));
+        }
+        notes
+    }
+
     /// Evaluates every enabled alarm whose evaluation is due at `now_ns`
     /// (ns since the Unix epoch: the wall clock, or event time on import),
     /// records transitions in the history and saves the states; returns
     /// the notifications to send. The first call evaluates every alarm;
     /// after that each runs at the multiples of its evaluation interval.
     pub fn evaluate_due(&mut self, now_ns: i64, engine: &mut RollupEngine) -> Vec<Notification> {
+        if engine.policies() != self.policies.as_slice() {
+            // A reload changed the policies but the alarms could not
+            // follow: their targets would point into the wrong policies.
+            tracing::error!("alarms not evaluated: their archive policies are not the engine's");
+            return Vec::new();
+        }
         let mut open: HashMap<(usize, usize), Vec<ClosedRow>> = HashMap::new();
         let mut notes = Vec::new();
         let mut records = Vec::new();
@@ -462,7 +618,10 @@ impl AlarmEvaluator {
         if let Err(e) = history::append(&self.history_path, &records) {
             tracing::error!("cannot record alarm history: {e:#}");
         }
-        if evaluated {
+        // Transitions are saved at once; evaluation times and recent rows
+        // at most every SAVE_EVERY (and when the pipeline stops).
+        let due = self.last_save.is_none_or(|t| t.elapsed() >= SAVE_EVERY);
+        if !records.is_empty() || (evaluated && due) {
             self.save_states();
         }
         notes
@@ -827,16 +986,45 @@ impl AlarmEvaluator {
     }
 
     /// Writes `DATA_DIR/alarms.json` (atomically: a temporary file renamed).
-    fn save_states(&self) {
+    fn save_states(&mut self) {
+        self.last_save = Some(std::time::Instant::now());
+        let mut recent = Vec::new();
+        for (&(pi, gi), per_series) in &self.recent {
+            let Some(p) = self.policies.get(pi) else {
+                continue;
+            };
+            let methods: Vec<String> = p
+                .aggregation_methods
+                .iter()
+                .map(|m| m.to_string())
+                .collect();
+            for (info, rows) in per_series {
+                recent.push(RecentSeries {
+                    policy: p.name.clone(),
+                    granularity_s: p.definition[gi].granularity.as_secs(),
+                    methods: methods.clone(),
+                    metric: info.metric.clone(),
+                    resource_id: info.resource_id.clone(),
+                    unit: info.unit.clone(),
+                    attributes: info.attributes.clone(),
+                    rows: rows
+                        .iter()
+                        .map(|r| (r.timestamp, r.values.clone()))
+                        .collect(),
+                });
+            }
+        }
         let file = StateFile {
             version: 1,
             alarms: self.states.values().cloned().collect(),
+            recent,
         };
         let path = self.data_dir.join(STATE_FILE);
         let write = || -> anyhow::Result<()> {
             std::fs::create_dir_all(&self.data_dir)?;
             let mut tmp = tempfile::NamedTempFile::new_in(&self.data_dir)?;
             serde_json::to_writer_pretty(&mut tmp, &file)?;
+            tmp.as_file().sync_all()?;
             tmp.persist(&path)?;
             Ok(())
         };

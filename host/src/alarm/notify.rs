@@ -101,9 +101,13 @@ pub struct NotifierCounters {
     pub in_flight: AtomicU64,
 }
 
+/// Deliveries in flight at most; more are dropped and counted as failed.
+pub const MAX_IN_FLIGHT: u64 = 1024;
+
 /// Sends notifications. Cheap to clone.
 #[derive(Clone)]
 pub struct Notifier {
+    webhooks: bool,
     client: reqwest::Client,
     settings: NotifierSettings,
     counters: Arc<NotifierCounters>,
@@ -122,11 +126,19 @@ impl Notifier {
             .user_agent(concat!("wasmeter/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Notifier {
+            webhooks: true,
             client,
             settings,
             counters: Arc::default(),
             handle,
         })
+    }
+
+    /// Only `log:` actions, no webhook (`wasmeter import` by default: a
+    /// backfill must not page anyone about the past).
+    pub fn log_only(mut self) -> Self {
+        self.webhooks = false;
+        self
     }
 
     /// The counters.
@@ -148,7 +160,14 @@ impl Notifier {
                         tracing::info!(target: "wasmeter::alarm", alarm = %n.alarm_name, series = %n.series, previous = %n.previous, current = %n.current, severity = n.severity.as_str(), "{}", n.reason);
                     }
                 }
+                Action::Webhook(_) if !self.webhooks => {}
                 Action::Webhook(url) => {
+                    if self.counters.in_flight.load(Ordering::Relaxed) >= MAX_IN_FLIGHT {
+                        // Receivers that never answer must not pile up tasks.
+                        self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(alarm = %n.alarm_name, url, "webhook notification dropped: {MAX_IN_FLIGHT} deliveries already in flight");
+                        continue;
+                    }
                     let body = body.get_or_insert_with(|| Arc::new(n.body())).clone();
                     let (client, settings, counters) =
                         (self.client.clone(), self.settings, self.counters.clone());

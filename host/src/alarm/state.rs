@@ -182,10 +182,11 @@ pub fn threshold_transition(
                     ),
                 ))
             } else if repeat_actions {
-                // Aodh passes the number of points as the outside count.
+                // Aodh's evaluate() passes 0 as the outside count for an
+                // InsufficientDataError.
                 Some(refresh(
                     AlarmState::InsufficientData,
-                    reason(current, current, *points, *points, *most_recent),
+                    reason(current, current, *points, 0, *most_recent),
                 ))
             } else {
                 None
@@ -328,6 +329,13 @@ mod tests {
         assert_eq!(
             r.reason,
             "Remaining as insufficient data due to 0 samples outside threshold, most recent: None"
+        );
+        // With some (too few) points, still 0 outside, the last point shown.
+        let o = outcome(&[90.0, 91.0], 5, gt80);
+        let r = threshold_transition(InsufficientData, true, 5, &o).unwrap();
+        assert_eq!(
+            r.reason,
+            "Remaining as insufficient data due to 0 samples outside threshold, most recent: 91.0"
         );
     }
 

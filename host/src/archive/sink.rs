@@ -248,6 +248,16 @@ impl Sink for ArchiveSink {
             .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
             && let Some(max) = arrow::compute::max(ts)
         {
+            // Event time: the evaluations due before these samples run
+            // first, each at its due time, over what came before.
+            if self.clock == Clock::EventTime
+                && let Some(min) = arrow::compute::min(ts)
+                && let Some((evaluator, notifier)) = &mut self.alarms
+            {
+                for n in evaluator.evaluate_until(min, &mut self.engine) {
+                    notifier.dispatch(&n);
+                }
+            }
             self.newest_event = self.newest_event.max(max);
         }
         if let Err(e) = self.engine.ingest(batch) {
@@ -256,8 +266,8 @@ impl Sink for ArchiveSink {
         if self.clock == Clock::EventTime {
             self.engine.advance(self.newest_event);
             if self.alarms.is_some() {
+                // The evaluator keeps the rows it needs from each flush.
                 self.flush(self.newest_event, false);
-                self.evaluate_alarms(self.newest_event);
             }
         }
     }
@@ -278,56 +288,63 @@ impl Sink for ArchiveSink {
     }
 
     fn reconfigure(&mut self, config: &PipelineConfig) {
-        if let Some((evaluator, _)) = &mut self.alarms
-            && let Err(e) = evaluator.reconfigure(config)
-        {
-            tracing::error!("reload: keeping the old alarms: {e}");
-        }
         let wanted = (
             config.archive.clone(),
             config.policies.clone(),
             config.rules.clone(),
         );
-        if self.archive_config.as_ref() == Some(&wanted) {
-            return;
-        }
-        self.archive_config = Some(wanted);
-        // Close what is closed under the old policies, hand the open
-        // buckets over through the state file.
-        let now = self.now(crate::pipeline::wall_clock_ns());
-        self.flush(now, false);
-        if let Err(e) = self.engine.save_state(&self.data_dir) {
-            tracing::error!(
-                "reload: cannot save the open buckets, keeping the old archive settings: {e:#}"
-            );
-            return;
-        }
-        let mut engine = RollupEngine::new(config.policies.clone(), config.rules.clone());
-        match engine.load_state(&self.data_dir) {
-            Ok(series) => tracing::info!(
-                series,
-                "reload: archive policies applied, open buckets carried over"
-            ),
-            Err(e) => {
+        if self.archive_config.as_ref() != Some(&wanted) {
+            // Close what is closed under the old policies (the evaluator,
+            // still on them, keeps its rows), hand the open buckets over
+            // through the state file.
+            let now = self.now(crate::pipeline::wall_clock_ns());
+            self.flush(now, false);
+            if let Err(e) = self.engine.save_state(&self.data_dir) {
                 tracing::error!(
-                    "reload: cannot restore the open buckets, keeping the old archive settings: {e:#}"
+                    "reload: cannot save the open buckets, keeping the old archive settings and alarms: {e:#}"
                 );
                 return;
             }
+            let mut engine = RollupEngine::new(config.policies.clone(), config.rules.clone());
+            match engine.load_state(&self.data_dir) {
+                Ok(series) => tracing::info!(
+                    series,
+                    "reload: archive policies applied, open buckets carried over"
+                ),
+                Err(e) => {
+                    tracing::error!(
+                        "reload: cannot restore the open buckets, keeping the old archive settings and alarms: {e:#}"
+                    );
+                    return;
+                }
+            }
+            self.engine = engine;
+            self.writer = ArchiveWriter::new(
+                &config.archive.root,
+                config.policies.clone().into(),
+                self.writer.plugins().clone(),
+            );
+            self.data_dir = config.archive.data_dir.clone();
+            self.archive_config = Some(wanted);
         }
-        self.engine = engine;
-        self.writer = ArchiveWriter::new(
-            &config.archive.root,
-            config.policies.clone().into(),
-            self.writer.plugins().clone(),
-        );
-        self.data_dir = config.archive.data_dir.clone();
+        // The alarms follow the engine now in force.
+        if let Some((evaluator, _)) = &mut self.alarms
+            && let Err(e) = evaluator.reconfigure(config)
+        {
+            tracing::error!("reload: keeping the old alarms: {e}");
+        }
     }
 
     fn finish(&mut self) {
         let now = self.now(crate::pipeline::wall_clock_ns());
         self.flush(now, true);
-        if let Some((_, notifier)) = &self.alarms {
+        if let Some((evaluator, notifier)) = &mut self.alarms {
+            if self.clock == Clock::EventTime {
+                for n in evaluator.evaluate_until(self.newest_event, &mut self.engine) {
+                    notifier.dispatch(&n);
+                }
+            }
+            evaluator.persist();
             let left = notifier.wait_idle(Duration::from_secs(10));
             if left > 0 {
                 tracing::warn!(

@@ -57,7 +57,11 @@ pub struct ImportArgs {
     /// straight to the rollups).
     #[arg(long, default_value = "import")]
     pub stage: String,
-    /// The files to import.
+    /// Also send the alarms' webhook notifications (by default an import
+    /// only logs them: a backfill should not page anyone about the past).
+    #[arg(long)]
+    pub notify: bool,
+    /// The files to import; their samples are merged in time order.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
 }
@@ -124,8 +128,23 @@ pub fn import(args: ImportArgs) -> Result<(), Failure> {
     .for_config(&config);
     let rt = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
     if let Some(evaluator) = alarms {
-        let notifier = Notifier::new(config.notifier, rt.handle().clone())?;
+        let mut notifier = Notifier::new(config.notifier, rt.handle().clone())?;
+        if !args.notify {
+            notifier = notifier.log_only();
+        }
         sink = sink.with_alarms(evaluator, notifier);
+    }
+    let consumers: Vec<&str> = config
+        .transformers
+        .iter()
+        .filter(|t| t.inputs.contains(&args.stage))
+        .map(|t| t.name.as_str())
+        .collect();
+    if consumers.is_empty() && !config.transformers.is_empty() {
+        tracing::warn!(
+            stage = %args.stage,
+            "no transformer has this stage in its inputs: the samples go straight to the rollups (see --stage)"
+        );
     }
     let progress = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(total);
@@ -141,38 +160,47 @@ pub fn import(args: ImportArgs) -> Result<(), Failure> {
         let (pipeline, feed) =
             crate::pipeline::Pipeline::start_fed(&config, &runtime, sink, &args.stage)
                 .map_err(|e| Failure::Runtime(e.into()))?;
-        for (_, metric, rows, _) in &inputs {
-            let series = vec![WitSeries {
+        // Every file's samples, merged in time order (a stable sort: equal
+        // times keep file order), so the event-time clock never runs ahead
+        // of a file.
+        let series: Vec<WitSeries> = inputs
+            .iter()
+            .map(|(_, metric, _, _)| WitSeries {
                 metric: metric.clone(),
                 resource_id: args.resource_id.clone(),
                 unit: args.unit.clone(),
                 type_: SampleType::Gauge,
                 attributes: Vec::new(),
-            }];
-            let mut start = 0;
-            while start < rows.len() {
-                let window = crate::rollup::floor(rows[start].0, span_ns);
-                let mut end = start;
-                while end < rows.len() && end - start < BATCH_ROWS && rows[end].0 < window + span_ns
-                {
-                    end += 1;
-                }
-                let chunk = &rows[start..end];
-                let batch = crate::batch::from_wit(WitBatch {
-                    series: series.clone(),
-                    series_index: vec![0; chunk.len()],
-                    timestamps: chunk.iter().map(|r| r.0).collect(),
-                    values: chunk.iter().map(|r| r.1).collect(),
-                })
-                .map_err(|e| Failure::Runtime(e.into()))?;
-                if feed.send(batch).await.is_err() {
-                    return Err(Failure::Runtime(anyhow::anyhow!(
-                        "the pipeline stopped early"
-                    )));
-                }
-                progress.inc(chunk.len() as u64);
-                start = end;
+            })
+            .collect();
+        let mut rows: Vec<(i64, u32, f64)> = inputs
+            .iter()
+            .enumerate()
+            .flat_map(|(i, (_, _, r, _))| r.iter().map(move |&(t, v)| (t, i as u32, v)))
+            .collect();
+        rows.sort_by_key(|r| r.0);
+        let mut start = 0;
+        while start < rows.len() {
+            let window = crate::rollup::floor(rows[start].0, span_ns);
+            let mut end = start;
+            while end < rows.len() && end - start < BATCH_ROWS && rows[end].0 < window + span_ns {
+                end += 1;
             }
+            let chunk = &rows[start..end];
+            let batch = crate::batch::from_wit(WitBatch {
+                series: series.clone(),
+                series_index: chunk.iter().map(|r| r.1).collect(),
+                timestamps: chunk.iter().map(|r| r.0).collect(),
+                values: chunk.iter().map(|r| r.2).collect(),
+            })
+            .map_err(|e| Failure::Runtime(e.into()))?;
+            if feed.send(batch).await.is_err() {
+                return Err(Failure::Runtime(anyhow::anyhow!(
+                    "the pipeline stopped early"
+                )));
+            }
+            progress.inc(chunk.len() as u64);
+            start = end;
         }
         drop(feed);
         let report = pipeline.stop().await;

@@ -215,6 +215,12 @@ fn threshold_rule(
         );
         0.0
     });
+    if !threshold.is_finite() {
+        cx.err(
+            format!("{field}.threshold"),
+            format!("{threshold} is not a finite number"),
+        );
+    }
     let periods = raw.evaluation_periods.unwrap_or(1);
     if !(1..=100).contains(&periods) {
         cx.err(
@@ -495,6 +501,13 @@ pub(super) fn build_alarms(
         let evaluation_interval = match a.evaluation_interval.as_deref() {
             None => smallest,
             Some(s) => match cx.duration(format!("{field}.evaluation_interval"), s) {
+                Some(d) if d > Duration::from_secs(31_536_000) => {
+                    cx.err(
+                        format!("{field}.evaluation_interval"),
+                        "must be at most 365d",
+                    );
+                    smallest
+                }
                 Some(d) if !d.is_zero() => d,
                 Some(_) => {
                     cx.err(
