@@ -476,10 +476,10 @@ alarm_actions = ["mailto:ops@example.com"]
                 "error: {file}:21:1: alarm[0]: aggregation method 95pct is not in archive policy \"test\" of metric \"cpu.util\" (methods: mean, max)"
             ),
             format!(
-                "error: {file}:28:1: alarm[1].comparison_operator: \"gte\" is not one of lt, le, eq, ne, ge, gt"
+                "error: {file}:33:1: alarm[1].comparison_operator: \"gte\" is not one of lt, le, eq, ne, ge, gt"
             ),
             format!(
-                "error: {file}:28:1: alarm[1].alarm_actions[0]: action \"mailto:ops@example.com\": unknown scheme \"mailto\" (expected log:, http:// or https://)"
+                "error: {file}:35:1: alarm[1].alarm_actions[0]: action \"mailto:ops@example.com\": unknown scheme \"mailto\" (expected log:, http:// or https://)"
             ),
         ]
     );

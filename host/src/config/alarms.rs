@@ -132,9 +132,40 @@ struct Ctx<'a, 'b> {
 }
 
 impl Ctx<'_, '_> {
+    /// An error at `field`: located at the line where the alarm's table
+    /// sets the field (`alarm[1].threshold` → its `threshold = …` line), or
+    /// at the alarm's `[[alarm]]` header when the field is nested or not
+    /// written there.
     fn err(&mut self, field: String, message: impl Into<String>) {
-        self.errors
-            .push(self.src.error(Some(self.span.clone()), field, message));
+        let span = self.field_span(&field).unwrap_or_else(|| self.span.clone());
+        self.errors.push(self.src.error(Some(span), field, message));
+    }
+
+    fn field_span(&self, field: &str) -> Option<Range<usize>> {
+        let mut parts = field.split('.');
+        let (_, key) = (parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        let key = key.split('[').next()?;
+        // The entry's span may be its header only: read on to the next
+        // table header.
+        let text = self.src.text.get(self.span.start..)?;
+        let mut offset = 0;
+        for (i, line) in text.split_inclusive('\n').enumerate() {
+            let trimmed = line.trim_start();
+            if i > 0 && trimmed.starts_with('[') {
+                break;
+            }
+            if let Some(rest) = trimmed.strip_prefix(key)
+                && rest.trim_start().starts_with('=')
+            {
+                let start = self.span.start + offset + (line.len() - trimmed.len());
+                return Some(start..start + key.len());
+            }
+            offset += line.len();
+        }
+        None
     }
 
     fn duration(&mut self, field: String, v: &str) -> Option<Duration> {
