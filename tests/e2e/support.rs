@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use wasmeter::batch;
 use wasmeter::bindings::{SampleType, WitBatch, WitSeries};
-use wasmeter::plugin::Runtime;
+use wasmeter::plugin::{Runtime, Transformer};
 
 /// The folder of the repository's test data.
 pub fn data_dir() -> PathBuf {
@@ -42,4 +43,39 @@ pub fn wit_batch(series: Vec<WitSeries>, rows: &[(u32, i64, f64)]) -> WitBatch {
         timestamps: rows.iter().map(|r| r.1).collect(),
         values: rows.iter().map(|r| r.2).collect(),
     }
+}
+
+/// One Wasm call on `rows` of `series` (through Arrow both ways).
+pub fn run(t: &mut Transformer, series: Vec<WitSeries>, rows: &[(u32, i64, f64)]) -> WitBatch {
+    let input = batch::from_wit(wit_batch(series, rows)).unwrap();
+    batch::to_wit(&t.transform(&input).unwrap()).unwrap()
+}
+
+/// `(metric, resource, unit, type, attributes, timestamp, value)` per output
+/// row, in order.
+pub type Row = (String, String, String, SampleType, String, i64, f64);
+
+pub fn rows(out: &WitBatch) -> Vec<Row> {
+    out.series_index
+        .iter()
+        .zip(&out.timestamps)
+        .zip(&out.values)
+        .map(|((&i, &t), &v)| {
+            let s = &out.series[i as usize];
+            let attrs: Vec<String> = s
+                .attributes
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            (
+                s.metric.clone(),
+                s.resource_id.clone(),
+                s.unit.clone(),
+                s.type_,
+                attrs.join(","),
+                t,
+                v,
+            )
+        })
+        .collect()
 }

@@ -374,11 +374,7 @@ impl AlarmEvaluator {
             else {
                 continue;
             };
-            let methods: Vec<String> = p
-                .aggregation_methods
-                .iter()
-                .map(|m| m.to_string())
-                .collect();
+            let methods = method_names(p);
             if methods != r.methods || !self.keep.contains_key(&(pi, gi)) {
                 continue;
             }
@@ -993,11 +989,7 @@ impl AlarmEvaluator {
             let Some(p) = self.policies.get(pi) else {
                 continue;
             };
-            let methods: Vec<String> = p
-                .aggregation_methods
-                .iter()
-                .map(|m| m.to_string())
-                .collect();
+            let methods = method_names(p);
             for (info, rows) in per_series {
                 recent.push(RecentSeries {
                     policy: p.name.clone(),
@@ -1048,6 +1040,14 @@ fn instance<'a>(
         )?);
     }
     Ok(slot.instance.as_mut().expect("set above"))
+}
+
+/// A policy's aggregation methods by name, in row order.
+fn method_names(p: &ArchivePolicy) -> Vec<String> {
+    p.aggregation_methods
+        .iter()
+        .map(|m| m.to_string())
+        .collect()
 }
 
 fn state(s: wit::State) -> AlarmState {

@@ -7,11 +7,11 @@
 use std::sync::Arc;
 
 use wasmeter::batch;
-use wasmeter::bindings::{SampleType, WitBatch, WitSeries};
+use wasmeter::bindings::{SampleType, WitSeries};
 use wasmeter::plugin::{Grants, Limits, Plugin, PluginErrorKind, PluginSource, Transformer, World};
 
 use super::procfs::with_logs;
-use crate::support::{runtime, series, wit_batch};
+use crate::support::{Row, rows, run, runtime, series};
 
 const S: i64 = 1_000_000_000;
 /// 2023-11-14T22:13:20Z, so timestamps are realistic.
@@ -37,41 +37,6 @@ fn rate_of_change(settings: &[(&str, &str)]) -> Transformer {
         Limits::default(),
     )
     .unwrap()
-}
-
-/// One Wasm call on `rows` of `series` (through Arrow both ways).
-fn run(t: &mut Transformer, series: Vec<WitSeries>, rows: &[(u32, i64, f64)]) -> WitBatch {
-    let input = batch::from_wit(wit_batch(series, rows)).unwrap();
-    batch::to_wit(&t.transform(&input).unwrap()).unwrap()
-}
-
-/// `(metric, resource, unit, type, attributes, timestamp, value)` per output
-/// row, in order.
-type Row = (String, String, String, SampleType, String, i64, f64);
-
-fn rows(out: &WitBatch) -> Vec<Row> {
-    out.series_index
-        .iter()
-        .zip(&out.timestamps)
-        .zip(&out.values)
-        .map(|((&i, &t), &v)| {
-            let s = &out.series[i as usize];
-            let attrs: Vec<String> = s
-                .attributes
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            (
-                s.metric.clone(),
-                s.resource_id.clone(),
-                s.unit.clone(),
-                s.type_,
-                attrs.join(","),
-                t,
-                v,
-            )
-        })
-        .collect()
 }
 
 fn counter() -> WitSeries {
