@@ -10,6 +10,7 @@
 //! | `collector`   | [`Collector`]   | [`export_collector!`]      |
 //! | `transformer` | [`Transformer`] | [`export_transformer!`]    |
 //! | `alarm-rule`  | [`AlarmRule`]   | [`export_alarm_rule!`]     |
+//! | `decoder`     | [`Decoder`]     | [`export_decoder!`]        |
 //!
 //! The trait's `init` builds the plugin from its [`Settings`] (the
 //! `settings` table of the pipeline config); the host calls it once per
@@ -202,6 +203,23 @@ pub mod bindings {
             default_bindings_module: "wasmeter_guest::bindings::alarm_rule",
         });
     }
+
+    /// The `decoder` world.
+    pub mod decoder {
+        wit_bindgen::generate!({
+            path: "../wit",
+            world: "decoder",
+            with: {
+                "wasmeter:plugin/types@0.1.0": crate::bindings::common::wasmeter::plugin::types,
+                "wasmeter:plugin/log@0.1.0": crate::bindings::common::wasmeter::plugin::log,
+                "wasmeter:plugin/decode@0.1.0": generate,
+            },
+            additional_derives: [PartialEq],
+            pub_export_macro: true,
+            export_macro_name: "export",
+            default_bindings_module: "wasmeter_guest::bindings::decoder",
+        });
+    }
 }
 
 use bindings::common::wasmeter::plugin::types;
@@ -214,6 +232,11 @@ pub mod alarm {
     pub use crate::bindings::alarm_rule::wasmeter::plugin::alarm::{
         Evaluation, SeriesAggregates, State,
     };
+}
+
+/// The decoder world's data types: what a [`Decoder`] returns.
+pub mod decode {
+    pub use crate::bindings::decoder::wasmeter::plugin::decode::{Decoded, RejectedLine};
 }
 
 /// The contract version this SDK was built against (`wasmeter:plugin@…`).
@@ -299,6 +322,31 @@ pub trait AlarmRule: Sized + 'static {
         params: Settings,
         input: Vec<alarm::SeriesAggregates>,
     ) -> Result<Vec<alarm::Evaluation>, Error>;
+}
+
+/// A decoder: the bytes of a wire or file format in, samples out.
+pub trait Decoder: Sized + 'static {
+    /// Builds the plugin from its settings. Called once per instance.
+    ///
+    /// # Errors
+    /// Return [`Error::invalid_settings`] naming the bad key and value.
+    fn init(settings: Settings) -> Result<Self, Error>;
+
+    /// Decodes one whole document (a scrape body, a file). `content_type`
+    /// is the media type the source declared, "" when unknown; `now_ns`
+    /// stamps samples without a time of their own (ns since the Unix epoch,
+    /// UTC). Refused lines go into [`decode::Decoded::rejected`] with their
+    /// 1-based line number.
+    ///
+    /// # Errors
+    /// [`Error::invalid_input`] naming the line when the document cannot be
+    /// used (in a strict mode: at its first bad line).
+    fn decode(
+        &mut self,
+        input: Vec<u8>,
+        content_type: String,
+        now_ns: i64,
+    ) -> Result<decode::Decoded, Error>;
 }
 
 /// Severity of a log record, see [`log`].
@@ -434,6 +482,39 @@ macro_rules! export_alarm_rule {
                 }
             }
             $crate::bindings::alarm_rule::export!(__WasmeterExport);
+        };
+    };
+}
+
+/// Exports a [`Decoder`] implementation as the component's `decoder` world.
+/// Use once per plugin crate.
+#[macro_export]
+macro_rules! export_decoder {
+    ($plugin:ty) => {
+        const _: () = {
+            static __WASMETER_PLUGIN: $crate::__private::Slot<$plugin> =
+                $crate::__private::Slot::new();
+            struct __WasmeterExport;
+            impl $crate::bindings::decoder::Guest for __WasmeterExport {
+                fn init(
+                    settings: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
+                ) -> ::std::result::Result<(), $crate::Error> {
+                    let plugin =
+                        <$plugin as $crate::Decoder>::init($crate::Settings::from(settings))?;
+                    __WASMETER_PLUGIN.set(plugin);
+                    Ok(())
+                }
+                fn decode(
+                    input: ::std::vec::Vec<u8>,
+                    content_type: ::std::string::String,
+                    now: i64,
+                ) -> ::std::result::Result<$crate::decode::Decoded, $crate::Error> {
+                    __WASMETER_PLUGIN.with(|p| {
+                        <$plugin as $crate::Decoder>::decode(p, input, content_type, now)
+                    })
+                }
+            }
+            $crate::bindings::decoder::export!(__WasmeterExport);
         };
     };
 }
