@@ -296,7 +296,10 @@ impl<'a> Scanner<'a> {
     fn point(&mut self, precision: Precision, default_time_ns: i64) -> Result<Point, String> {
         let measurement = self.token(MEASUREMENT_ENDS, MEASUREMENT_ESCAPES);
         if measurement.is_empty() {
-            return Err(format!("expected a measurement, found {}", found(self.peek())));
+            return Err(format!(
+                "expected a measurement, found {}",
+                found(self.peek())
+            ));
         }
         let measurement = utf8(measurement, "measurement")?;
 
@@ -311,7 +314,11 @@ impl<'a> Scanner<'a> {
         }
 
         if self.skip_spaces() == 0 || self.at_eol() {
-            let after = if tags.is_empty() { "measurement" } else { "tags" };
+            let after = if tags.is_empty() {
+                "measurement"
+            } else {
+                "tags"
+            };
             return Err(format!(
                 "expected ' ' and a field set after the {after}, found {}",
                 found(self.peek())
@@ -366,7 +373,10 @@ impl<'a> Scanner<'a> {
     fn tag(&mut self) -> Result<(String, String), String> {
         let key = self.token(KEY_ENDS, KEY_ESCAPES);
         if key.is_empty() {
-            return Err(format!("expected a tag key after ',', found {}", found(self.peek())));
+            return Err(format!(
+                "expected a tag key after ',', found {}",
+                found(self.peek())
+            ));
         }
         let key = utf8(key, "tag key")?;
         if self.peek() != Some(b'=') {
@@ -385,7 +395,8 @@ impl<'a> Scanner<'a> {
         }
         let value = utf8(value, "tag value")?;
         match self.peek() {
-            None | Some(b',' | b' ') => Ok((key, value)),
+            Some(b',' | b' ') => Ok((key, value)),
+            _ if self.at_eol() => Ok((key, value)),
             b => Err(format!(
                 "expected ',' or ' ' after tag {key:?}, found {}",
                 found(b)
@@ -397,7 +408,10 @@ impl<'a> Scanner<'a> {
     fn field(&mut self) -> Result<(String, FieldValue), String> {
         let key = self.token(KEY_ENDS, KEY_ESCAPES);
         if key.is_empty() {
-            return Err(format!("expected a field key, found {}", found(self.peek())));
+            return Err(format!(
+                "expected a field key, found {}",
+                found(self.peek())
+            ));
         }
         let key = utf8(key, "field key")?;
         if self.peek() != Some(b'=') {
@@ -432,12 +446,7 @@ impl<'a> Scanner<'a> {
                 found(self.peek())
             ));
         }
-        let value = field_value(token).map_err(|why| {
-            format!(
-                "{why} {:?} for field {key:?}",
-                String::from_utf8_lossy(token)
-            )
-        })?;
+        let value = field_value(token).map_err(|why| format!("field {key:?}: {why}"))?;
         Ok((key, value))
     }
 
@@ -551,41 +560,45 @@ fn is_float(token: &[u8]) -> bool {
     i == token.len()
 }
 
-/// A non-string field value; the error is the first words of the reason.
-fn field_value(token: &[u8]) -> Result<FieldValue, &'static str> {
-    // Only ASCII is valid in a number or boolean.
-    let text = std::str::from_utf8(token).map_err(|_| "invalid value")?;
+/// A non-string field value; the error names the token.
+fn field_value(token: &[u8]) -> Result<FieldValue, String> {
+    let text = String::from_utf8_lossy(token);
+    let invalid = |what: &str| format!("{what} {text:?}");
     match token[0] {
-        b't' | b'T' | b'f' | b'F' => match text {
+        b't' | b'T' | b'f' | b'F' => match &*text {
             "t" | "T" | "true" | "True" | "TRUE" => Ok(FieldValue::Bool(true)),
             "f" | "F" | "false" | "False" | "FALSE" => Ok(FieldValue::Bool(false)),
-            _ => Err("invalid boolean (expected t, true, f, false, …)"),
+            _ => Err(invalid("invalid boolean")
+                + " (expected t, T, true, True, TRUE, f, F, false, False or FALSE)"),
         },
         b'0'..=b'9' | b'-' | b'.' => {
             if let Some(body) = text.strip_suffix('i') {
                 if !is_integer(body.as_bytes(), true) {
-                    return Err("invalid integer");
+                    return Err(invalid("invalid integer"));
                 }
                 body.parse()
                     .map(FieldValue::Int)
-                    .map_err(|_| "integer out of range (i64)")
+                    .map_err(|_| invalid("integer out of range (i64):"))
             } else if let Some(body) = text.strip_suffix('u') {
                 if !is_integer(body.as_bytes(), false) {
-                    return Err("invalid unsigned integer");
+                    return Err(invalid("invalid unsigned integer"));
                 }
                 body.parse()
                     .map(FieldValue::UInt)
-                    .map_err(|_| "unsigned integer out of range (u64)")
+                    .map_err(|_| invalid("unsigned integer out of range (u64):"))
             } else {
                 if !is_float(token) {
-                    return Err("invalid float");
+                    return Err(invalid("invalid float"));
                 }
                 match text.parse::<f64>() {
                     Ok(f) if f.is_finite() => Ok(FieldValue::Float(f)),
-                    _ => Err("float out of range (f64)"),
+                    _ => Err(invalid("float out of range (f64):")),
                 }
             }
         }
-        _ => Err("invalid value (expected a number, 1i, 1u, a boolean or a quoted string)"),
+        _ => {
+            Err(invalid("invalid value")
+                + " (expected a number, 1i, 1u, a boolean or a quoted string)")
+        }
     }
 }

@@ -101,7 +101,12 @@ enum CorpusValue {
 }
 
 /// A point as comparable text-free data: `(name, tags, fields, time)`.
-type Flat = (String, Vec<(String, String)>, Vec<(String, FieldValue)>, i64);
+type Flat = (
+    String,
+    Vec<(String, String)>,
+    Vec<(String, FieldValue)>,
+    i64,
+);
 
 fn flat_expected(p: CorpusPoint) -> Flat {
     let tags = p.tags.into_iter().map(|t| (t.key, t.value)).collect();
@@ -159,7 +164,11 @@ fn go_reference_corpus() {
             )),
             (_, Some(_), Err(_)) => {}
             (expected, None, Ok(points)) => {
-                let expected: Vec<Flat> = expected.unwrap_or_default().into_iter().map(flat_expected).collect();
+                let expected: Vec<Flat> = expected
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(flat_expected)
+                    .collect();
                 let actual: Vec<Flat> = points.into_iter().map(flat_actual).collect();
                 if expected == actual {
                     continue;
@@ -205,7 +214,10 @@ fn same_but_json_rounding(a: &[Flat], b: &[Flat]) -> bool {
                 && a.1 == b.1
                 && a.3 == b.3
                 && a.2.len() == b.2.len()
-                && a.2.iter().zip(&b.2).all(|(x, y)| x.0 == y.0 && close(&x.1, &y.1))
+                && a.2
+                    .iter()
+                    .zip(&b.2)
+                    .all(|(x, y)| x.0 == y.0 && close(&x.1, &y.1))
         })
 }
 
@@ -219,5 +231,270 @@ fn long_float_is_correctly_rounded() {
         0,
     )
     .unwrap();
-    assert_eq!(p[0].fields, [("e".to_string(), FieldValue::Float(1.7976931348623157e53))]);
+    assert_eq!(
+        p[0].fields,
+        [("e".to_string(), FieldValue::Float(1.7976931348623157e53))]
+    );
+}
+
+// ---------------------------------------------------------------- decoder
+
+fn decoder(settings: &[(&str, &str)]) -> InfluxLine {
+    let pairs = settings
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect::<Vec<_>>();
+    InfluxLine::init(Settings::from(pairs)).unwrap()
+}
+
+/// `(metric, resource, attributes as "k=v,…", time, value)` of each sample.
+fn rows(batch: &wasmeter_guest::Batch) -> Vec<(String, String, String, i64, f64)> {
+    batch
+        .samples()
+        .map(|s| {
+            let attrs: Vec<String> = s
+                .series
+                .attributes
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            (
+                s.series.metric.clone(),
+                s.series.resource_id.clone(),
+                attrs.join(","),
+                s.timestamp,
+                s.value,
+            )
+        })
+        .collect()
+}
+
+fn row(
+    metric: &str,
+    resource: &str,
+    attrs: &str,
+    t: i64,
+    v: f64,
+) -> (String, String, String, i64, f64) {
+    (metric.into(), resource.into(), attrs.into(), t, v)
+}
+
+const NOW: i64 = 1_700_000_000_123_456_789;
+
+#[test]
+fn mapping_to_the_batch() {
+    let d = decoder(&[
+        ("unit", "B"),
+        ("type", "cumulative"),
+        ("resource_id", "fallback"),
+    ]);
+    let doc = b"net,host=web-1,if=eth0,dir=rx value=1.5,packets=42i,big=18446744073709551615u,up=t,down=FALSE,note=\"x\" 1700000000000000000\n\
+                net,if=eth1 value=-2e3,msg=\"a\",msg2=\"b\"\n\
+                load,host=web\\ 2 value=9007199254740993i 5\n";
+    let out = d.decode_document(doc, NOW).unwrap();
+    assert!(out.decoded.rejected.is_empty());
+    assert_eq!(out.strings_skipped, 3);
+    let t1 = 1_700_000_000_000_000_000;
+    assert_eq!(
+        rows(&out.decoded.batch),
+        vec![
+            row("net", "web-1", "dir=rx,if=eth0", t1, 1.5),
+            row("net.packets", "web-1", "dir=rx,if=eth0", t1, 42.0),
+            row(
+                "net.big",
+                "web-1",
+                "dir=rx,if=eth0",
+                t1,
+                18446744073709551615u64 as f64
+            ),
+            row("net.up", "web-1", "dir=rx,if=eth0", t1, 1.0),
+            row("net.down", "web-1", "dir=rx,if=eth0", t1, 0.0),
+            row("net", "fallback", "if=eth1", NOW, -2000.0),
+            // 2^53 + 1 is not an f64: the nearest one (2^53).
+            row("load", "web 2", "", 5, 9007199254740992.0),
+        ]
+    );
+    for s in &out.decoded.batch.series {
+        assert_eq!((s.unit.as_str(), s.type_), ("B", SampleType::Cumulative));
+    }
+    // The defaults: gauge, no unit, "" resource; another resource tag.
+    let d = decoder(&[("resource_tag", "if")]);
+    let out = d.decode_document(b"net,host=h,if=eth0 rx=1", NOW).unwrap();
+    assert_eq!(
+        rows(&out.decoded.batch),
+        vec![row("net.rx", "eth0", "host=h", NOW, 1.0)]
+    );
+    let s = &out.decoded.batch.series[0];
+    assert_eq!((s.unit.as_str(), s.type_), ("", SampleType::Gauge));
+    let out = d.decode_document(b"net rx=1", NOW).unwrap();
+    assert_eq!(
+        rows(&out.decoded.batch),
+        vec![row("net.rx", "", "", NOW, 1.0)]
+    );
+}
+
+#[test]
+fn timestamps_per_precision() {
+    for (name, ts, no_ts) in [
+        ("ns", 7, NOW),
+        ("us", 7_000, 1_700_000_000_123_456_000),
+        ("µs", 7_000, 1_700_000_000_123_456_000),
+        ("ms", 7_000_000, 1_700_000_000_123_000_000),
+        ("s", 7_000_000_000, 1_700_000_000_000_000_000),
+    ] {
+        let d = decoder(&[("precision", name)]);
+        let out = d.decode_document(b"m v=1 7\nm v=2\nm v=3 -7", NOW).unwrap();
+        let times: Vec<i64> = out.decoded.batch.timestamps.clone();
+        assert_eq!(times, vec![ts, no_ts, -ts], "precision {name}");
+    }
+    // Beyond an i64 of ns: a bad line.
+    let d = decoder(&[("precision", "s")]);
+    let out = d
+        .decode_document(b"m v=1 9223372036\nm v=1 9223372037", NOW)
+        .unwrap();
+    assert_eq!(
+        out.decoded.batch.timestamps,
+        vec![9_223_372_036_000_000_000]
+    );
+    assert_eq!(
+        out.decoded.rejected,
+        vec![RejectedLine {
+            line: 2,
+            reason: "timestamp 9223372037 out of range: more than an i64 of ns at this precision"
+                .into()
+        }]
+    );
+}
+
+#[test]
+fn lenient_keeps_good_lines_and_rejects_bad_ones() {
+    let doc = "# header comment\n\
+               cpu,host=a usage=1 10\n\
+               cpu,host=a usage=oops 20\n\
+               \n\
+               cpu,host=a note=\"two\nlines\",usage=2 30\n\
+               cpu,host=a,host=b usage=3 40\n\
+               cpu,host=a usage=4 50\r\n\
+               cpu,host=a\n\
+               cpu,host=a usage=5 60\n";
+    let out = decoder(&[]).decode_document(doc.as_bytes(), NOW).unwrap();
+    assert_eq!(
+        rows(&out.decoded.batch),
+        vec![
+            row("cpu.usage", "a", "", 10, 1.0),
+            row("cpu.usage", "a", "", 30, 2.0),
+            row("cpu.usage", "a", "", 50, 4.0),
+            row("cpu.usage", "a", "", 60, 5.0),
+        ]
+    );
+    assert_eq!(out.strings_skipped, 1);
+    let rejected = |line, reason: &str| RejectedLine {
+        line,
+        reason: reason.into(),
+    };
+    assert_eq!(
+        out.decoded.rejected,
+        vec![
+            rejected(
+                3,
+                "field \"usage\": invalid value \"oops\" (expected a number, 1i, 1u, a boolean or a quoted string)"
+            ),
+            rejected(7, "duplicate tag key \"host\""),
+            rejected(
+                9,
+                "expected ' ' and a field set after the tags, found end of line"
+            ),
+        ]
+    );
+
+    // Strict: the first bad line fails the call.
+    let e = decoder(&[("mode", "strict")])
+        .decode_document(doc.as_bytes(), NOW)
+        .unwrap_err();
+    assert_eq!(e.kind, wasmeter_guest::ErrorKind::InvalidInput);
+    assert_eq!(
+        e.message,
+        "line 3: field \"usage\": invalid value \"oops\" (expected a number, 1i, 1u, a boolean or a quoted string)"
+    );
+    // Lines that are all good pass in strict mode too.
+    let out = decoder(&[("mode", "strict")])
+        .decode_document(b"a v=1\nb v=2\n", NOW)
+        .unwrap();
+    assert_eq!(out.decoded.batch.len(), 2);
+}
+
+#[test]
+fn invalid_utf8_is_a_bad_line() {
+    let out = decoder(&[])
+        .decode_document(b"m v=1 1\nm,t=a\xff v=1 2\nm s=\"\xfe\" 3\nm v=4 4", NOW)
+        .unwrap();
+    assert_eq!(out.decoded.batch.timestamps, vec![1, 4]);
+    let lines: Vec<u32> = out.decoded.rejected.iter().map(|r| r.line).collect();
+    assert_eq!(lines, vec![2, 3]);
+    assert!(
+        out.decoded.rejected[0]
+            .reason
+            .starts_with("invalid utf-8 in tag value")
+    );
+}
+
+#[test]
+fn settings_errors_name_key_and_value() {
+    let err = |settings: &[(&str, &str)]| {
+        let pairs = settings
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect::<Vec<_>>();
+        let e = InfluxLine::init(Settings::from(pairs)).unwrap_err();
+        assert_eq!(e.kind, wasmeter_guest::ErrorKind::InvalidSettings);
+        e.message
+    };
+    assert_eq!(
+        err(&[("mode", "loose")]),
+        "setting `mode`: expected lenient or strict, got \"loose\""
+    );
+    assert_eq!(
+        err(&[("precision", "min")]),
+        "setting `precision`: expected ns, us, µs, ms or s, got \"min\""
+    );
+    assert_eq!(
+        err(&[("precision", "1ns")]),
+        "setting `precision`: expected ns, us, µs, ms or s, got \"1ns\""
+    );
+    assert_eq!(
+        err(&[("type", "counter")]),
+        "setting `type`: expected gauge, cumulative or delta, got \"counter\""
+    );
+    assert_eq!(
+        err(&[("resource", "x")]),
+        "unknown setting `resource` (expected mode, precision, resource_tag, resource_id, unit or type)"
+    );
+    // Every documented value is accepted.
+    for (k, v) in [
+        ("mode", "lenient"),
+        ("mode", "strict"),
+        ("precision", "ns"),
+        ("precision", "us"),
+        ("precision", "µs"),
+        ("precision", "ms"),
+        ("precision", "s"),
+        ("type", "gauge"),
+        ("type", "cumulative"),
+        ("type", "delta"),
+        ("resource_tag", ""),
+        ("unit", "%"),
+        ("resource_id", "r"),
+    ] {
+        decoder(&[(k, v)]);
+    }
+}
+
+#[test]
+fn empty_and_comment_only_documents_give_nothing() {
+    for doc in [&b""[..], b"\n\n", b"# only\n# comments", b"  \r\n"] {
+        let out = decoder(&[("mode", "strict")])
+            .decode_document(doc, NOW)
+            .unwrap();
+        assert!(out.decoded.batch.is_empty() && out.decoded.rejected.is_empty());
+    }
 }
