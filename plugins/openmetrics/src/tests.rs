@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use wasmeter_guest::SampleType;
+use wasmeter_guest::{Batch, SampleType};
 
 use super::*;
 
@@ -59,3 +59,265 @@ fn openmetrics_conformance_suite() {
     assert!(wrong.is_empty(), "{} wrong verdicts:\n{}", wrong.len(), wrong.join("\n"));
 }
 
+
+/// `(metric, resource, unit, type, "k=v,…", timestamp, value)` per sample.
+type Row = (String, String, String, SampleType, String, i64, f64);
+
+fn rows(batch: &Batch) -> Vec<Row> {
+    batch
+        .samples()
+        .map(|s| {
+            let attrs: Vec<String> = s
+                .series
+                .attributes
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            (
+                s.series.metric.clone(),
+                s.series.resource_id.clone(),
+                s.series.unit.clone(),
+                s.series.type_,
+                attrs.join(","),
+                s.timestamp,
+                s.value,
+            )
+        })
+        .collect()
+}
+
+fn row(metric: &str, attrs: &str, ty: SampleType, timestamp: i64, value: f64) -> Row {
+    (metric.into(), String::new(), String::new(), ty, attrs.into(), timestamp, value)
+}
+
+/// The one row of `rows` with this metric and attributes.
+fn find<'r>(rows: &'r [Row], metric: &str, attrs: &str) -> &'r Row {
+    let found: Vec<&Row> = rows.iter().filter(|r| r.0 == metric && r.4 == attrs).collect();
+    assert_eq!(found.len(), 1, "{metric} {{{attrs}}}");
+    found[0]
+}
+
+fn rejected(parsed: &Parsed) -> Vec<(u32, &str)> {
+    parsed.rejected.iter().map(|r| (r.line, r.reason.as_str())).collect()
+}
+
+const NOW: i64 = 1_700_000_000_000_000_000;
+
+#[test]
+fn prometheus_scrape_with_237_families() {
+    let input = std::fs::read(data("prometheus-textparse-testdata/alltypes.237mfs.prom.txt")).unwrap();
+    let text = std::str::from_utf8(&input).unwrap();
+    let sample_lines = text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .count();
+    let type_lines = text.lines().filter(|l| l.starts_with("# TYPE ")).count();
+    assert_eq!((sample_lines, type_lines), (1857, 237));
+
+    let strict = config(&[("mode", "strict"), ("format", "prometheus")]);
+    let parsed = parse(&input, "", NOW, &strict).unwrap();
+    assert_eq!(parsed.format, Format::Prometheus);
+    assert_eq!(parsed.batch.len(), 1857);
+    assert_eq!(parsed.families, 237);
+    assert!(parsed.rejected.is_empty());
+    // Every sample line is its own series.
+    assert_eq!(parsed.batch.series.len(), 1857);
+    assert!(parsed.batch.timestamps.iter().all(|&t| t == NOW));
+
+    let rows = rows(&parsed.batch);
+    use SampleType::{Cumulative, Gauge};
+    assert_eq!(
+        find(&rows, "go_gc_duration_seconds", "quantile=0.5"),
+        &row("go_gc_duration_seconds", "quantile=0.5", Gauge, NOW, 0.000135819)
+    );
+    assert_eq!(
+        find(&rows, "go_gc_duration_seconds_count", ""),
+        &row("go_gc_duration_seconds_count", "", Cumulative, NOW, 190932.0)
+    );
+    assert_eq!(
+        find(&rows, "go_gc_heap_allocs_by_size_bytes_bucket", "le=8.999999999999998"),
+        &row("go_gc_heap_allocs_by_size_bytes_bucket", "le=8.999999999999998", Cumulative, NOW, 2.279966416e9)
+    );
+    assert_eq!(
+        find(&rows, "go_gc_cycles_automatic_gc_cycles_total", ""),
+        &row("go_gc_cycles_automatic_gc_cycles_total", "", Cumulative, NOW, 190932.0)
+    );
+    assert_eq!(
+        find(&rows, "prometheus_tsdb_head_chunks_created_total", ""),
+        &row("prometheus_tsdb_head_chunks_created_total", "", Cumulative, NOW, 4.893432e6)
+    );
+    assert_eq!(
+        find(&rows, "go_gc_gogc_percent", "").3,
+        Gauge
+    );
+    // The same text read as "auto" with its content type gives the same.
+    let auto = parse(&input, "text/plain; version=0.0.4; charset=utf-8", NOW, &config(&[("mode", "strict")])).unwrap();
+    assert_eq!(auto.format, Format::Prometheus);
+    assert_eq!(auto.batch.series, parsed.batch.series);
+    let bits = |b: &Batch| b.values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&auto.batch), bits(&parsed.batch));
+}
+
+#[test]
+fn openmetrics_scrape_with_created_and_negative_buckets() {
+    let input = std::fs::read(data("prometheus-textparse-testdata/alltypes.5mfs.om.txt")).unwrap();
+    let sample_lines = input
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty() && !l.starts_with(b"#"))
+        .count();
+    assert_eq!(sample_lines, 53);
+    // The file breaks three OpenMetrics 1.0 rules (the conformance cases
+    // bad_counter_values_5, _17 and _19): a histogram `_sum` and a summary
+    // `_sum` that are negative, and a negative quantile. Strict mode stops
+    // at the first.
+    let strict = config(&[("mode", "strict")]);
+    let err = parse(&input, "application/openmetrics-text; version=1.0.0", 0, &strict).unwrap_err();
+    assert_eq!(err.kind, wasmeter_guest::ErrorKind::InvalidInput);
+    assert_eq!(
+        err.message,
+        "line 33: `rpc_durations_histogram_seconds_sum` value -0.00008452185437166741 is negative: it counts"
+    );
+
+    let parsed = parse(&input, "application/openmetrics-text; version=1.0.0", 0, &Config::default()).unwrap();
+    assert_eq!(parsed.format, Format::OpenMetrics);
+    assert_eq!(
+        rejected(&parsed),
+        vec![
+            (33, "`rpc_durations_histogram_seconds_sum` value -0.00008452185437166741 is negative: it counts"),
+            (44, "quantile value -0.000005066758674917046 is negative"),
+            (47, "`rpc_durations_seconds_sum` value -0.00008452185437166741 is negative: it counts"),
+        ]
+    );
+    assert_eq!(parsed.batch.len(), 50);
+    assert_eq!(parsed.families, 5);
+    let rows = rows(&parsed.batch);
+    use SampleType::{Cumulative, Gauge};
+    assert_eq!(
+        rows[0],
+        row("go_build_info", "checksum=,path=,version=", Gauge, 0, 1.0)
+    );
+    assert_eq!(
+        find(&rows, "promhttp_metric_handler_errors_created", "cause=encoding"),
+        &row("promhttp_metric_handler_errors_created", "cause=encoding", Gauge, 0, 1.726839813016397e9)
+    );
+    assert_eq!(
+        find(&rows, "promhttp_metric_handler_errors_total", "cause=gathering"),
+        &row("promhttp_metric_handler_errors_total", "cause=gathering", Cumulative, 0, 0.0)
+    );
+    assert_eq!(
+        find(&rows, "rpc_durations_histogram_seconds_bucket", "le=-0.00099"),
+        &row("rpc_durations_histogram_seconds_bucket", "le=-0.00099", Cumulative, 0, 0.0)
+    );
+    // A bucket with an exemplar: the exemplar is not a sample.
+    assert_eq!(
+        find(&rows, "rpc_durations_histogram_seconds_bucket", "le=-0.0002899999999999998"),
+        &row("rpc_durations_histogram_seconds_bucket", "le=-0.0002899999999999998", Cumulative, 0, 3.0)
+    );
+    assert_eq!(
+        find(&rows, "rpc_durations_histogram_seconds_count", ""),
+        &row("rpc_durations_histogram_seconds_count", "", Cumulative, 0, 15.0)
+    );
+    assert_eq!(
+        find(&rows, "rpc_durations_seconds", "quantile=0.99,service=uniform"),
+        &row("rpc_durations_seconds", "quantile=0.99,service=uniform", Gauge, 0, 0.00018641524538180192)
+    );
+    assert_eq!(
+        find(&rows, "rpc_durations_seconds_created", "service=normal"),
+        &row("rpc_durations_seconds_created", "service=normal", Gauge, 0, 1.726839813016714e9)
+    );
+    assert_eq!(
+        find(&rows, "rpc_requests_total", "service=uniform"),
+        &row("rpc_requests_total", "service=uniform", Cumulative, 0, 11.0)
+    );
+}
+
+#[test]
+fn openmetrics_histogram_file() {
+    let input = std::fs::read(data("prometheus-textparse-testdata/1histogram.om.txt")).unwrap();
+    let strict = config(&[("mode", "strict"), ("format", "openmetrics"), ("resource_id", "h:1")]);
+    let parsed = parse(&input, "", 7, &strict).unwrap();
+    assert_eq!((parsed.batch.len(), parsed.families), (42, 1));
+    let rows = rows(&parsed.batch);
+    let attrs = "address=0.0.0.0,generation=20,le=+Inf,port=5003";
+    let inf = find(&rows, "golang_manual_histogram_seconds_bucket", attrs);
+    assert_eq!(
+        inf,
+        &(
+            "golang_manual_histogram_seconds_bucket".to_string(),
+            "h:1".to_string(),
+            String::new(),
+            SampleType::Cumulative,
+            attrs.to_string(),
+            7,
+            1.0
+        )
+    );
+    let sum = find(&rows, "golang_manual_histogram_seconds_sum", "address=0.0.0.0,generation=20,port=5002");
+    assert_eq!((sum.3, sum.6), (SampleType::Cumulative, 10.0));
+}
+
+#[test]
+fn nan_and_infinities_are_kept() {
+    let om = b"# TYPE a gauge\na{x=\"n\"} NaN\na{x=\"p\"} +Inf\na{x=\"m\"} -Inf\na{x=\"i\"} +infinity\n# EOF\n";
+    let parsed = parse(om, "", 0, &config(&[("mode", "strict")])).unwrap();
+    let v = &parsed.batch.values;
+    assert_eq!(v.len(), 4);
+    assert!(v[0].is_nan());
+    assert_eq!(v[0].to_bits(), f64::NAN.to_bits());
+    assert_eq!(&v[1..], &[f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY]);
+
+    let prom = b"a{x=\"n\"} nan\na{x=\"p\"} Inf\na{x=\"m\"} -Inf\na{x=\"q\"} +inf\n";
+    let parsed = parse(prom, "text/plain", 0, &config(&[("mode", "strict")])).unwrap();
+    let v = &parsed.batch.values;
+    assert!(v[0].is_nan());
+    assert_eq!(&v[1..], &[f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY]);
+    // `+NaN` is no number in either format.
+    let err = parse(b"a +NaN\n", "text/plain", 0, &config(&[("mode", "strict")])).unwrap_err();
+    assert_eq!(
+        err.message,
+        "line 1: bad value \"+NaN\": expected a number (such as 1, -2.5e3, +Inf, NaN)"
+    );
+}
+
+#[test]
+fn lenient_keeps_good_lines_and_names_bad_ones() {
+    let scrape = "\
+# HELP http_requests_total Requests.
+# TYPE http_requests_total counter
+http_requests_total{code=\"200\",method=\"get\"} 1027 1395066363000
+http_requests_total{code=\"400\",method=\"post\"} 3x 1395066363000
+http_requests_total{code=\"500\" method=\"get\"} 2
+
+# TYPE temperature thermometer
+temperature{room=\"kitchen\"} 21.5
+temperature{room=\"attic\"} 30 -12
+up 1
+";
+    let parsed = parse(scrape.as_bytes(), "text/plain; version=0.0.4", NOW, &Config::default()).unwrap();
+    assert_eq!(
+        rejected(&parsed),
+        vec![
+            (4, "bad value \"3x\": expected a number (such as 1, -2.5e3, +Inf, NaN)"),
+            (5, "expected `,` or `}` after the value of label `code`, found 'm'"),
+            (7, "bad metric type \"thermometer\" for `temperature`: expected counter, gauge, histogram, summary or untyped"),
+        ]
+    );
+    use SampleType::{Cumulative, Gauge};
+    assert_eq!(
+        rows(&parsed.batch),
+        vec![
+            row("http_requests_total", "code=200,method=get", Cumulative, 1_395_066_363_000_000_000, 1027.0),
+            // Its TYPE line was refused: untyped.
+            row("temperature", "room=kitchen", Gauge, NOW, 21.5),
+            row("temperature", "room=attic", Gauge, -12_000_000, 30.0),
+            row("up", "", Gauge, NOW, 1.0),
+        ]
+    );
+    assert_eq!(parsed.families, 3);
+    // Strict: the first bad line fails the call.
+    let err = parse(scrape.as_bytes(), "", NOW, &config(&[("mode", "strict")])).unwrap_err();
+    assert_eq!(
+        err.message,
+        "line 4: bad value \"3x\": expected a number (such as 1, -2.5e3, +Inf, NaN)"
+    );
+}
