@@ -187,7 +187,9 @@ impl Config {
                         "auto" => Format::Auto,
                         "prometheus" => Format::Prometheus,
                         "openmetrics" => Format::OpenMetrics,
-                        _ => return Err(bad_setting(key, value, "auto, prometheus or openmetrics")),
+                        _ => {
+                            return Err(bad_setting(key, value, "auto, prometheus or openmetrics"));
+                        }
                     }
                 }
                 "resource_label" => {

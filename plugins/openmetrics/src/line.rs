@@ -50,9 +50,17 @@ pub(crate) enum Line<'a> {
     Comment,
     /// `# EOF` (OpenMetrics).
     Eof,
-    Help { name: &'a str },
-    Type { name: &'a str, kind: MetricType },
-    Unit { name: &'a str, unit: &'a str },
+    Help {
+        name: &'a str,
+    },
+    Type {
+        name: &'a str,
+        kind: MetricType,
+    },
+    Unit {
+        name: &'a str,
+        unit: &'a str,
+    },
     Sample(Sample<'a>),
 }
 
@@ -145,8 +153,7 @@ fn om_exemplar<'a>(line: &'a str, pos: usize, labels: &mut Vec<Label<'a>>) -> Re
     number::parse_number(tok).ok_or_else(|| format!("exemplar: {}", bad_value(tok)))?;
     if pos < b.len() {
         let (tok, pos) = om_token(line, pos + 1, "exemplar timestamp")?;
-        number::om_timestamp(tok)
-            .ok_or_else(|| format!("exemplar: {}", bad_om_timestamp(tok)))?;
+        number::om_timestamp(tok).ok_or_else(|| format!("exemplar: {}", bad_om_timestamp(tok)))?;
         if pos < b.len() {
             return Err(format!(
                 "unexpected {:?} after the exemplar's timestamp",
@@ -176,7 +183,8 @@ fn om_descriptor(line: &str) -> Result<Line<'_>, String> {
     if line == "# EOF" {
         return Ok(Line::Eof);
     }
-    let expected = "expected `# HELP`, `# TYPE`, `# UNIT` or `# EOF` (openmetrics has no other comments)";
+    let expected =
+        "expected `# HELP`, `# TYPE`, `# UNIT` or `# EOF` (openmetrics has no other comments)";
     let Some(rest) = line.strip_prefix("# ") else {
         return Err(format!("bad comment line {line:?}: {expected}"));
     };
@@ -224,7 +232,10 @@ fn om_descriptor(line: &str) -> Result<Line<'_>, String> {
 }
 
 /// Parses one Prometheus 0.0.4 line; `labels` as in [`openmetrics`].
-pub(crate) fn prometheus<'a>(line: &'a str, labels: &mut Vec<Label<'a>>) -> Result<Line<'a>, String> {
+pub(crate) fn prometheus<'a>(
+    line: &'a str,
+    labels: &mut Vec<Label<'a>>,
+) -> Result<Line<'a>, String> {
     labels.clear();
     let b = line.as_bytes();
     let mut pos = skip_blanks(b, 0);
@@ -446,7 +457,11 @@ fn label_value<'a>(
                     _ => {
                         return Err(format!(
                             "bad escape `\\{}` in the value of label `{label}`: expected \\\\, \\\" or \\n",
-                            line[i + 1..].chars().next().map(String::from).unwrap_or_default()
+                            line[i + 1..]
+                                .chars()
+                                .next()
+                                .map(String::from)
+                                .unwrap_or_default()
                         ));
                     }
                 };
@@ -488,7 +503,10 @@ fn metric_name_end(b: &[u8], pos: usize) -> usize {
         _ => return pos,
     }
     let mut i = pos + 1;
-    while b.get(i).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b':') {
+    while b
+        .get(i)
+        .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b':')
+    {
         i += 1;
     }
     i
@@ -500,7 +518,10 @@ fn label_name_end(b: &[u8], pos: usize) -> usize {
         _ => return pos,
     }
     let mut i = pos + 1;
-    while b.get(i).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_') {
+    while b
+        .get(i)
+        .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+    {
         i += 1;
     }
     i

@@ -146,9 +146,9 @@ fn decimal_scaled(s: &str, scale: i64) -> i64 {
             Some(b'+') => (1, &exp[1..]),
             _ => (1, exp),
         };
-        let magnitude = digits.bytes().fold(0_i64, |acc, d| {
-            (acc * 10 + i64::from(d - b'0')).min(10_000)
-        });
+        let magnitude = digits
+            .bytes()
+            .fold(0_i64, |acc, d| (acc * 10 + i64::from(d - b'0')).min(10_000));
         shift += sign * magnitude;
     }
     let scaled = if mantissa == 0 {
@@ -175,7 +175,9 @@ mod tests {
         for ok in ["1", "-1", "+1.5", ".5", "1.", "1e3", "1.5E-3", "007", "0.0"] {
             assert!(is_realnumber(ok), "{ok}");
         }
-        for bad in ["", ".", "+", "1e", "1e+", "1_2", "0x1", "1.1.1", " 1", "1 ", "e3"] {
+        for bad in [
+            "", ".", "+", "1e", "1e+", "1_2", "0x1", "1.1.1", " 1", "1 ", "e3",
+        ] {
             assert!(!is_realnumber(bad), "{bad}");
         }
         assert_eq!(parse_number("+Inf"), Some(f64::INFINITY));
@@ -201,7 +203,10 @@ mod tests {
         assert_eq!(ns("12345678901234567890.1234567890"), i64::MAX);
         assert_eq!(ns("1e-400"), 0);
         assert_eq!(om_timestamp("NaN"), None);
-        assert_eq!(prom_timestamp("1700000000123").unwrap().ns, 1_700_000_000_123_000_000);
+        assert_eq!(
+            prom_timestamp("1700000000123").unwrap().ns,
+            1_700_000_000_123_000_000
+        );
         assert_eq!(prom_timestamp("-5").unwrap().ns, -5_000_000);
         assert_eq!(prom_timestamp("1.5"), None);
         assert_eq!(prom_timestamp("99999999999999999999"), None);

@@ -66,9 +66,9 @@ impl<'a> Family<'a> {
 
     /// True when `sample` is one of this family's sample names.
     fn allows(&self, sample: &str, syntax: Syntax) -> bool {
-        sample.strip_prefix(self.name).is_some_and(|suffix| {
-            self.kind().suffixes(syntax).contains(&suffix)
-        })
+        sample
+            .strip_prefix(self.name)
+            .is_some_and(|suffix| self.kind().suffixes(syntax).contains(&suffix))
     }
 }
 
@@ -159,7 +159,10 @@ impl<'a, 'c> Parser<'a, 'c> {
                 if let Err(fail) = result {
                     let line = fail.line.unwrap_or(line_no);
                     if self.strict() {
-                        return Err(Error::invalid_input(format!("line {line}: {}", fail.reason)));
+                        return Err(Error::invalid_input(format!(
+                            "line {line}: {}",
+                            fail.reason
+                        )));
                     }
                     self.rejected.push(RejectedLine {
                         line,
@@ -175,7 +178,10 @@ impl<'a, 'c> Parser<'a, 'c> {
         }
         if let Err(fail) = self.close_family() {
             let line = fail.line.unwrap_or(last_line);
-            return Err(Error::invalid_input(format!("line {line}: {}", fail.reason)));
+            return Err(Error::invalid_input(format!(
+                "line {line}: {}",
+                fail.reason
+            )));
         }
         Ok(Parsed {
             batch: self.builder.finish(),
@@ -190,7 +196,9 @@ impl<'a, 'c> Parser<'a, 'c> {
 
     fn line(&mut self, line_no: u32, text: &'a str) -> Result<(), Fail> {
         if let Some(eof) = self.eof_line {
-            return Err(format!("text after `# EOF` (line {eof}): it must be the last line").into());
+            return Err(
+                format!("text after `# EOF` (line {eof}): it must be the last line").into(),
+            );
         }
         let mut labels = std::mem::take(&mut self.labels);
         let mut exemplar = std::mem::take(&mut self.exemplar);
@@ -256,7 +264,9 @@ impl<'a, 'c> Parser<'a, 'c> {
                 for suffix in kind.suffixes(self.syntax) {
                     let sample = format!("{name}{suffix}");
                     let current_is_other = current.is_none();
-                    if self.seen_names.contains(&sample) || (current_is_other && self.taken(&sample)) {
+                    if self.seen_names.contains(&sample)
+                        || (current_is_other && self.taken(&sample))
+                    {
                         return Err(format!(
                             "`{sample}`, a sample name of {} `{name}`, clashes with an earlier family",
                             kind.name()
@@ -275,10 +285,10 @@ impl<'a, 'c> Parser<'a, 'c> {
                     )
                     .into());
                 }
-                if let Some(kind @ (MetricType::Info | MetricType::StateSet)) = kind {
-                    if !unit.is_empty() {
-                        return Err(no_unit(kind, name).into());
-                    }
+                if let Some(kind @ (MetricType::Info | MetricType::StateSet)) = kind
+                    && !unit.is_empty()
+                {
+                    return Err(no_unit(kind, name).into());
                 }
             }
         }
@@ -490,11 +500,14 @@ impl<'a, 'c> Parser<'a, 'c> {
         let f = self.family.as_mut().expect("a family was started");
         f.has_samples = true;
         if syntax == Syntax::OpenMetrics {
-            let same_point = same_group && f.group.as_ref().is_some_and(|g| g.timestamp == timestamp);
-            if !same_point && strict && kind.has_buckets() {
-                if let Some(g) = &f.group {
-                    check_histogram(kind, f.name, g)?;
-                }
+            let same_point =
+                same_group && f.group.as_ref().is_some_and(|g| g.timestamp == timestamp);
+            if !same_point
+                && strict
+                && kind.has_buckets()
+                && let Some(g) = &f.group
+            {
+                check_histogram(kind, f.name, g)?;
             }
             match &mut f.group {
                 Some(g) if same_group => {
@@ -550,7 +563,13 @@ impl<'a, 'c> Parser<'a, 'c> {
         }
     }
 
-    fn emit(&mut self, s: &Sample<'a>, labels: &[Label<'a>], unit: &str, sample_type: wasmeter_guest::SampleType) {
+    fn emit(
+        &mut self,
+        s: &Sample<'a>,
+        labels: &[Label<'a>],
+        unit: &str,
+        sample_type: wasmeter_guest::SampleType,
+    ) {
         let index = match self.series.get(s.series) {
             Some(&i) => i,
             None => {
@@ -591,10 +610,11 @@ impl<'a, 'c> Parser<'a, 'c> {
         for suffix in f.kind().suffixes(self.syntax) {
             self.seen_names.insert(format!("{}{suffix}", f.name));
         }
-        if self.strict() && f.kind().has_buckets() {
-            if let Some(g) = &f.group {
-                check_histogram(f.kind(), f.name, g)?;
-            }
+        if self.strict()
+            && f.kind().has_buckets()
+            && let Some(g) = &f.group
+        {
+            check_histogram(f.kind(), f.name, g)?;
         }
         Ok(())
     }
@@ -612,13 +632,13 @@ fn check_histogram(kind: MetricType, name: &str, g: &Group) -> Result<(), Fail> 
     if h.last_le != Some(f64::INFINITY) {
         return fail("no `+Inf` bucket (it is required)".into());
     }
-    if let Some(count) = h.count {
-        if count != h.last_bucket {
-            return fail(format!(
-                "count {count} differs from the `+Inf` bucket's {}",
-                h.last_bucket
-            ));
-        }
+    if let Some(count) = h.count
+        && count != h.last_bucket
+    {
+        return fail(format!(
+            "count {count} differs from the `+Inf` bucket's {}",
+            h.last_bucket
+        ));
     }
     let (sum, count) = match kind {
         MetricType::GaugeHistogram => ("_gsum", "_gcount"),
