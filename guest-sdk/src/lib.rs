@@ -509,9 +509,8 @@ macro_rules! export_decoder {
                     content_type: ::std::string::String,
                     now: i64,
                 ) -> ::std::result::Result<$crate::decode::Decoded, $crate::Error> {
-                    __WASMETER_PLUGIN.with(|p| {
-                        <$plugin as $crate::Decoder>::decode(p, input, content_type, now)
-                    })
+                    __WASMETER_PLUGIN
+                        .with(|p| <$plugin as $crate::Decoder>::decode(p, input, content_type, now))
                 }
             }
             $crate::bindings::decoder::export!(__WasmeterExport);

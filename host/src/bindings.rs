@@ -52,6 +52,19 @@ pub mod alarm_rule {
     });
 }
 
+/// The `decoder` world.
+pub mod decoder {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "decoder",
+        additional_derives: [PartialEq],
+        with: {
+            "wasmeter:plugin/types": crate::bindings::common::wasmeter::plugin::types,
+            "wasmeter:plugin/log": crate::bindings::common::wasmeter::plugin::log,
+        },
+    });
+}
+
 pub use common::wasmeter::plugin::log::Level;
 pub use common::wasmeter::plugin::types::{
     Batch as WitBatch, Error as WitError, ErrorKind as WitErrorKind, SampleType,

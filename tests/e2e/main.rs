@@ -9,6 +9,7 @@ mod pipeline;
 mod plugins;
 mod reload;
 mod sandbox;
+mod scrape;
 mod support;
 
 // Every standard plugin must have a test module under `plugins/`: this

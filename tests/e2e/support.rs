@@ -79,3 +79,22 @@ pub fn rows(out: &WitBatch) -> Vec<Row> {
         })
         .collect()
 }
+
+/// A running instance of the standard decoder `name` with `settings`.
+pub fn decoder(name: &str, settings: &[(&str, &str)]) -> wasmeter::plugin::Decoder {
+    use wasmeter::plugin::{Decoder, Grants, Limits, Plugin, PluginSource, World};
+    let plugin = Plugin::load(&runtime(), name, &PluginSource::Builtin(name.into())).unwrap();
+    assert_eq!(plugin.world(), World::Decoder);
+    let settings: Vec<(String, String)> = settings
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    Decoder::new(
+        std::sync::Arc::new(plugin),
+        name,
+        &settings,
+        &Grants::default(),
+        Limits::default(),
+    )
+    .unwrap()
+}

@@ -54,15 +54,16 @@ pub(super) fn load_and_check(path: &std::path::Path) -> Result<Checked, Failure>
         .map_err(|e| Failure::Runtime(e.into()))?;
     let mut problems = Vec::new();
     let mut digests = BTreeMap::new();
+    // A collector with a `url` scrapes through a decoder.
     let stages = config
         .collectors
         .iter()
-        .map(|c| (&c.name, &c.plugin, World::Collector))
+        .map(|c| (&c.name, &c.plugin, Some(c.scrape.is_some())))
         .chain(
             config
                 .transformers
                 .iter()
-                .map(|t| (&t.name, &t.plugin, World::Transformer)),
+                .map(|t| (&t.name, &t.plugin, None)),
         );
     // A plugin problem is reported at the stage's `plugin` key.
     let at = |name: &str, e: &crate::plugin::PluginError| match config.plugin_locations.get(name) {
@@ -73,11 +74,15 @@ pub(super) fn load_and_check(path: &std::path::Path) -> Result<Checked, Failure>
         }
         None => format!("error: {}: stage {name}: {e}", path.display()),
     };
-    for (name, source, world) in stages {
+    for (name, source, scrapes) in stages {
         match Plugin::load(&runtime, &source.to_string(), source).map(Arc::new) {
             Ok(p) => {
                 digests.insert(name.clone(), p.digest().to_owned());
-                if let Err(e) = p.expect_world(world) {
+                let fits = match scrapes {
+                    Some(scrapes) => crate::pipeline::check_source_world(&p, scrapes),
+                    None => p.expect_world(World::Transformer),
+                };
+                if let Err(e) = fits {
                     problems.push(at(name, &e));
                 }
             }

@@ -2,7 +2,7 @@
 //! a config, in event time.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -13,14 +13,31 @@ use crate::alarm::Notifier;
 use crate::archive::{ArchiveSink, ArchiveWriter, Clock};
 use crate::bindings::{SampleType, WitBatch, WitSeries};
 use crate::import::{CsvOptions, read_csv};
+use crate::plugin;
 use crate::rollup::RollupEngine;
 
 /// File formats `import` reads.
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ImportFormat {
     /// A header line, then one sample per line: a time column and a value
     /// column (NAB's `timestamp,value`).
     Csv,
+    /// InfluxDB line protocol, decoded by `builtin:influx-line`.
+    Influx,
+    /// Prometheus text 0.0.4 or OpenMetrics 1.0 (detected by a final
+    /// `# EOF`), decoded by `builtin:openmetrics`.
+    Prom,
+}
+
+impl ImportFormat {
+    /// The standard decoder plugin of a decoded format.
+    fn decoder(self) -> Option<&'static str> {
+        match self {
+            ImportFormat::Csv => None,
+            ImportFormat::Influx => Some("builtin:influx-line"),
+            ImportFormat::Prom => Some("builtin:openmetrics"),
+        }
+    }
 }
 
 /// Arguments of `wasmeter import`.
@@ -33,16 +50,28 @@ pub struct ImportArgs {
     /// The input format.
     #[arg(long, value_enum, default_value = "csv")]
     pub format: ImportFormat,
-    /// Metric name of the samples (default: the file name without its
+    /// CSV: metric name of the samples (default: the file name without its
     /// extension).
     #[arg(long)]
     pub metric: Option<String>,
-    /// Resource id of the samples.
+    /// Resource id of the samples (influx, prom: of those whose line names
+    /// none in its resource tag or label).
     #[arg(long, default_value = "import")]
     pub resource_id: String,
-    /// Unit of the samples.
+    /// CSV, influx: unit of the samples.
     #[arg(long, default_value = "")]
     pub unit: String,
+    /// influx: the unit of the timestamps (`ns`, `us`, `ms`, `s`).
+    #[arg(long, default_value = "ns")]
+    pub precision: String,
+    /// influx, prom: the decoder plugin (`builtin:NAME` or a `.wasm` file)
+    /// instead of the format's standard one.
+    #[arg(long)]
+    pub decoder: Option<String>,
+    /// influx, prom: a setting for the decoder's `init`, `KEY=VALUE`
+    /// (repeatable), e.g. `mode=strict`.
+    #[arg(long = "decoder-setting", value_name = "KEY=VALUE", value_parser = key_value)]
+    pub decoder_settings: Vec<(String, String)>,
     /// IANA time zone naive timestamps are read in (e.g. `US/Eastern`).
     #[arg(long, default_value = "UTC")]
     pub timezone: String,
@@ -68,6 +97,131 @@ pub struct ImportArgs {
 
 /// Rows per batch at most.
 const BATCH_ROWS: usize = 65_536;
+
+fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("{s:?}: expected KEY=VALUE")),
+    }
+}
+
+/// One file's samples: its series and (time, series index, value) rows.
+struct Input {
+    series: Vec<WitSeries>,
+    rows: Vec<(i64, u32, f64)>,
+    /// The line printed when the import is done.
+    summary: String,
+}
+
+/// Reads a CSV file as one series.
+fn read_csv_input(file: &Path, args: &ImportArgs, opts: &CsvOptions) -> Result<Input, Failure> {
+    let (rows, r) = read_csv(file, opts).map_err(|e| Failure::Usage(format!("error: {e:#}")))?;
+    let metric = args.metric.clone().unwrap_or_else(|| {
+        file.file_stem()
+            .map_or_else(|| "import".into(), |s| s.to_string_lossy().into_owned())
+    });
+    let summary = format!(
+        "{}: {} lines, {} samples imported as {metric}; dropped: {} bad lines, {} backward, {} nonexistent local times; {} ambiguous local times mapped",
+        file.display(),
+        r.lines,
+        r.rows,
+        r.bad_lines.len(),
+        r.backward,
+        r.nonexistent,
+        r.ambiguous
+    );
+    Ok(Input {
+        series: vec![WitSeries {
+            metric,
+            resource_id: args.resource_id.clone(),
+            unit: args.unit.clone(),
+            type_: SampleType::Gauge,
+            attributes: Vec::new(),
+        }],
+        rows: rows.into_iter().map(|(t, v)| (t, 0, v)).collect(),
+        summary,
+    })
+}
+
+/// Decodes a whole file with `decoder` (one Wasm call); samples without a
+/// time of their own get `now_ns`. Refused lines are logged and counted.
+fn decode_input(file: &Path, decoder: &mut plugin::Decoder, now_ns: i64) -> Result<Input, Failure> {
+    let bytes = std::fs::read(file)
+        .map_err(|e| Failure::Usage(format!("error: cannot read {}: {e}", file.display())))?;
+    let lines = bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count();
+    let decoded = decoder
+        .decode(&bytes, "", now_ns)
+        .map_err(|e| Failure::Usage(format!("error: {}: {e}", file.display())))?;
+    let source = file.display().to_string();
+    crate::pipeline::log_rejected("import", &source, &decoded.rejected);
+    let wit = crate::batch::to_wit(&decoded.batch).map_err(|e| Failure::Runtime(e.into()))?;
+    let summary = format!(
+        "{source}: {lines} lines, {} samples of {} series imported; {} lines rejected",
+        wit.values.len(),
+        wit.series.len(),
+        decoded.rejected.len()
+    );
+    let rows = wit
+        .timestamps
+        .iter()
+        .zip(&wit.series_index)
+        .zip(&wit.values)
+        .map(|((&t, &i), &v)| (t, i, v))
+        .collect();
+    Ok(Input {
+        series: wit.series,
+        rows,
+        summary,
+    })
+}
+
+/// The decoder of a decoded format, with its settings: `resource_id` and,
+/// for influx, `precision` and `unit`, then the `--decoder-setting`s.
+fn start_decoder(
+    args: &ImportArgs,
+    runtime: &plugin::Runtime,
+    largest_file: u64,
+) -> Result<Option<plugin::Decoder>, Failure> {
+    let Some(standard) = args.format.decoder() else {
+        return Ok(None);
+    };
+    let name = args.decoder.as_deref().unwrap_or(standard);
+    let base = std::env::current_dir().unwrap_or_default();
+    let source = plugin::PluginSource::parse(name, &base);
+    let loaded = plugin::Plugin::load(runtime, name, &source)
+        .map_err(|e| Failure::Usage(format!("error: --decoder: {e}")))?;
+    let mut settings = vec![("resource_id".to_owned(), args.resource_id.clone())];
+    if args.format == ImportFormat::Influx {
+        settings.push(("precision".to_owned(), args.precision.clone()));
+        if !args.unit.is_empty() {
+            settings.push(("unit".to_owned(), args.unit.clone()));
+        }
+    }
+    for (k, v) in &args.decoder_settings {
+        settings.retain(|(key, _)| key != k);
+        settings.push((k.clone(), v.clone()));
+    }
+    // The whole file and its decoded columns live in the plugin's memory:
+    // room for 16 bytes per input byte, within Wasm's 4 GiB.
+    let memory = (largest_file.saturating_mul(16) + (256 << 20)).min(4 << 30) as usize;
+    let limits = plugin::Limits {
+        memory_bytes: memory,
+        call_timeout: Duration::from_secs(600),
+        recycle_above_bytes: memory,
+    };
+    plugin::Decoder::new(
+        std::sync::Arc::new(loaded),
+        "import",
+        &settings,
+        &plugin::Grants::default(),
+        limits,
+    )
+    .map(Some)
+    .map_err(|e| Failure::Usage(format!("error: decoder {name}: {e}")))
+}
 
 /// Reads every file, sends its samples through the config's transformers
 /// into the rollups and the archive with the event-time clock, and
@@ -101,17 +255,23 @@ pub fn import(args: ImportArgs) -> Result<(), Failure> {
         .as_nanos() as i64;
 
     // Read everything first: a missing file fails before anything is written.
+    let largest = args
+        .files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .max()
+        .unwrap_or(0);
+    let mut decoder = start_decoder(&args, &runtime, largest)?;
+    let now_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
     let mut inputs = Vec::new();
     for file in &args.files {
-        let (rows, report) =
-            read_csv(file, &opts).map_err(|e| Failure::Usage(format!("error: {e:#}")))?;
-        let metric = args.metric.clone().unwrap_or_else(|| {
-            file.file_stem()
-                .map_or_else(|| "import".into(), |s| s.to_string_lossy().into_owned())
+        inputs.push(match &mut decoder {
+            Some(d) => decode_input(file, d, now_ns)?,
+            None => read_csv_input(file, &args, &opts)?,
         });
-        inputs.push((file.clone(), metric, rows, report));
     }
-    let total: u64 = inputs.iter().map(|i| i.2.len() as u64).sum();
+    let total: u64 = inputs.iter().map(|i| i.rows.len() as u64).sum();
 
     let engine = RollupEngine::new(config.policies.clone(), config.rules.clone());
     let writer = ArchiveWriter::new(
@@ -163,21 +323,13 @@ pub fn import(args: ImportArgs) -> Result<(), Failure> {
         // Every file's samples, merged in time order (a stable sort: equal
         // times keep file order), so the event-time clock never runs ahead
         // of a file.
-        let series: Vec<WitSeries> = inputs
-            .iter()
-            .map(|(_, metric, _, _)| WitSeries {
-                metric: metric.clone(),
-                resource_id: args.resource_id.clone(),
-                unit: args.unit.clone(),
-                type_: SampleType::Gauge,
-                attributes: Vec::new(),
-            })
-            .collect();
-        let mut rows: Vec<(i64, u32, f64)> = inputs
-            .iter()
-            .enumerate()
-            .flat_map(|(i, (_, _, r, _))| r.iter().map(move |&(t, v)| (t, i as u32, v)))
-            .collect();
+        let mut series: Vec<WitSeries> = Vec::new();
+        let mut rows: Vec<(i64, u32, f64)> = Vec::with_capacity(total as usize);
+        for input in &inputs {
+            let offset = series.len() as u32;
+            series.extend(input.series.iter().cloned());
+            rows.extend(input.rows.iter().map(|&(t, i, v)| (t, i + offset, v)));
+        }
         rows.sort_by_key(|r| r.0);
         let mut start = 0;
         while start < rows.len() {
@@ -208,17 +360,8 @@ pub fn import(args: ImportArgs) -> Result<(), Failure> {
         tracing::info!(samples = report.samples_to_sink, "import finished");
         Ok(())
     })?;
-    for (file, metric, _, r) in &inputs {
-        eprintln!(
-            "{}: {} lines, {} samples imported as {metric}; dropped: {} bad lines, {} backward, {} nonexistent local times; {} ambiguous local times mapped",
-            file.display(),
-            r.lines,
-            r.rows,
-            r.bad_lines.len(),
-            r.backward,
-            r.nonexistent,
-            r.ambiguous
-        );
+    for input in &inputs {
+        eprintln!("{}", input.summary);
     }
     Ok(())
 }

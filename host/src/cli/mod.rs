@@ -29,7 +29,7 @@ pub enum Command {
     /// Runs the pipeline of CONFIG until SIGINT/SIGTERM or --duration.
     Run(run::RunArgs),
     /// Backfills history from files through CONFIG's pipeline, in event time.
-    Import(import::ImportArgs),
+    Import(Box<import::ImportArgs>),
     /// Validates CONFIG and loads its plugins; prints every problem.
     Check(check::CheckArgs),
     /// Works with plugin components.
@@ -62,7 +62,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Check(args) => check::check(args),
-        Command::Import(args) => import::import(args),
+        Command::Import(args) => import::import(*args),
         Command::Plugin(cmd) => plugin::plugin(cmd),
         Command::Alarm(cmd) => alarm::alarm(cmd),
     };
@@ -81,12 +81,16 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr; `RUST_LOG` sets the filter (default `info`).
+/// Logs go to stderr, coloured only on a terminal (a log file or journal
+/// gets plain `key=value` fields); `RUST_LOG` sets the filter (default
+/// `info`).
 fn init_tracing() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }

@@ -12,6 +12,13 @@
 //! settings = { resource_id = "web-1" }
 //! grants = { read_dirs = ["/proc"] }
 //!
+//! [[collector]]
+//! name = "node"                    # a scrape: the host fetches `url` and a
+//! plugin = "builtin:openmetrics"   # decoder plugin turns the body into samples
+//! interval = "15s"
+//! url = "http://127.0.0.1:9100/metrics"
+//! scrape_timeout = "10s"           # default: the interval, at most 10 s
+//!
 //! [[transformer]]
 //! name = "memory-mib"
 //! plugin = "builtin:unit-conversion"
@@ -94,6 +101,32 @@ pub struct CollectorConfig {
     pub grants: Grants,
     /// Memory cap and call deadline.
     pub limits: Limits,
+    /// For a decoder plugin: the target the host scrapes on every tick.
+    pub scrape: Option<ScrapeTarget>,
+}
+
+/// What a scraping collector fetches. The URL is the whole network grant:
+/// the host fetches it, the decoder plugin itself has no network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScrapeTarget {
+    /// `http://` or `https://` URL, fetched with GET on every tick.
+    pub url: reqwest::Url,
+    /// Deadline of one fetch (connect, headers and body); default the
+    /// collector's interval, at most 10 s.
+    pub timeout: Duration,
+}
+
+impl ScrapeTarget {
+    /// `host:port` of the URL (the port is the scheme's default when the
+    /// URL has none): the default resource id of the scraped samples, as
+    /// Prometheus's `instance` label.
+    pub fn instance(&self) -> String {
+        let host = self.url.host_str().unwrap_or("");
+        match self.url.port_or_known_default() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        }
+    }
 }
 
 /// One `[[transformer]]` stage.
@@ -290,6 +323,12 @@ struct RawCollector {
     plugin: Spanned<String>,
     /// Collection interval, e.g. `10s`.
     interval: Spanned<String>,
+    /// For a decoder plugin: the URL the host scrapes.
+    #[serde(default)]
+    url: Option<Spanned<String>>,
+    /// Deadline of one scrape.
+    #[serde(default)]
+    scrape_timeout: Option<Spanned<String>>,
     /// Settings passed to `init`.
     #[serde(default)]
     settings: Option<Spanned<toml::Table>>,
@@ -450,13 +489,16 @@ impl PipelineConfig {
             let grants = grants(&src, &c.grants, &format!("{field}.grants"), &mut errors);
             let limits = limits(&src, &c.limits, &format!("{field}.limits"), &mut errors);
             let settings = settings(&src, &c.settings, &format!("{field}.settings"), &mut errors);
+            let interval = interval.unwrap_or(Duration::from_secs(1));
+            let scrape = scrape_target(&src, c, interval, &field, &mut errors);
             collectors.push(CollectorConfig {
                 name: c.name.get_ref().clone(),
                 plugin: PluginSource::parse(c.plugin.get_ref(), base),
-                interval: interval.unwrap_or(Duration::from_secs(1)),
+                interval,
                 settings,
                 grants,
                 limits,
+                scrape,
             });
         }
 
@@ -709,6 +751,57 @@ fn duration(
             None
         }
     }
+}
+
+/// The `url` and `scrape_timeout` of a collector, checked.
+fn scrape_target(
+    src: &Source<'_>,
+    c: &RawCollector,
+    interval: Duration,
+    field: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<ScrapeTarget> {
+    let Some(raw) = &c.url else {
+        if let Some(t) = &c.scrape_timeout {
+            errors.push(src.error(
+                Some(t.span()),
+                format!("{field}.scrape_timeout"),
+                "only a collector with a `url` scrapes",
+            ));
+        }
+        return None;
+    };
+    let url = match reqwest::Url::parse(raw.get_ref()) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => u,
+        Ok(u) => {
+            errors.push(src.error(
+                Some(raw.span()),
+                format!("{field}.url"),
+                format!(
+                    "{:?}: expected an http:// or https:// URL with a host (scheme {:?})",
+                    raw.get_ref(),
+                    u.scheme()
+                ),
+            ));
+            return None;
+        }
+        Err(e) => {
+            errors.push(src.error(
+                Some(raw.span()),
+                format!("{field}.url"),
+                format!("{:?} is not a URL: {e}", raw.get_ref()),
+            ));
+            return None;
+        }
+    };
+    let default_timeout = interval.min(Duration::from_secs(10));
+    let timeout = match &c.scrape_timeout {
+        Some(t) => {
+            duration(src, t, &format!("{field}.scrape_timeout"), errors).unwrap_or(default_timeout)
+        }
+        None => default_timeout,
+    };
+    Some(ScrapeTarget { url, timeout })
 }
 
 fn settings(

@@ -7,12 +7,14 @@ use arrow::array::RecordBatch;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
+use super::scrape::Scraper;
 use super::stages::{
-    CollectorStage, FeedStage, Output, StageCommon, StageExit, StageInstance, TransformerStage,
+    CollectorStage, FeedStage, Output, Source, StageCommon, StageExit, StageInstance,
+    TransformerStage,
 };
 use super::{Backoff, CHANNEL_CAPACITY, DeadLetter, PipelineError, SinkMsg, StageReport};
-use crate::config::PipelineConfig;
-use crate::plugin::{self, Plugin, PluginSource};
+use crate::config::{CollectorConfig, PipelineConfig};
+use crate::plugin::{self, Plugin, PluginSource, World};
 
 /// The live counters of the stages of a graph, by name.
 pub(super) type LiveReports = Vec<(String, Arc<Mutex<StageReport>>)>;
@@ -51,12 +53,10 @@ pub(super) fn instantiate(
     for c in &config.collectors {
         if !ready.contains_key(&c.name) && !skip.contains(&c.name) {
             let p = plugin_of(&c.name, &c.plugin)?;
-            let i = plugin::Collector::new(p, &c.name, &c.settings, &c.grants, c.limits).map_err(
-                |e| PipelineError::Stage {
-                    stage: c.name.clone(),
-                    source: e,
-                },
-            )?;
+            let i = source(p, c).map_err(|e| PipelineError::Stage {
+                stage: c.name.clone(),
+                source: e,
+            })?;
             ready.insert(c.name.clone(), StageInstance::Collector(i));
         }
     }
@@ -72,6 +72,54 @@ pub(super) fn instantiate(
         }
     }
     Ok(())
+}
+
+/// Fails unless a collector's plugin suits it: a decoder when it has a
+/// `url` to scrape, a collector otherwise.
+///
+/// # Errors
+/// `Load`, saying what to change.
+pub(crate) fn check_source_world(p: &Plugin, scrapes: bool) -> Result<(), plugin::PluginError> {
+    match (scrapes, p.world()) {
+        (true, World::Decoder) | (false, World::Collector) => Ok(()),
+        (false, World::Decoder) => Err(plugin::PluginError::load(
+            p.name(),
+            "the plugin is a decoder: give the collector a `url` to scrape",
+        )),
+        (true, world) => Err(plugin::PluginError::load(
+            p.name(),
+            format!("`url` needs a decoder plugin, this one is a {world}"),
+        )),
+        (false, _) => p.expect_world(World::Collector),
+    }
+}
+
+/// A collector stage's instance: a pollster, or a decoder when the stage
+/// has a `url` (its settings then get `resource_id` = the target's
+/// `host:port` unless they set one).
+fn source(p: Arc<Plugin>, c: &CollectorConfig) -> Result<Source, plugin::PluginError> {
+    check_source_world(&p, c.scrape.is_some())?;
+    match &c.scrape {
+        Some(target) => {
+            let settings = scrape_settings(&c.settings, &target.instance());
+            plugin::Decoder::new(p, &c.name, &settings, &c.grants, c.limits).map(Source::Scrape)
+        }
+        None => {
+            plugin::Collector::new(p, &c.name, &c.settings, &c.grants, c.limits).map(Source::Poll)
+        }
+    }
+}
+
+/// A scraping collector's settings: `resource_id` defaults to `instance`.
+pub(super) fn scrape_settings(
+    settings: &[(String, String)],
+    instance: &str,
+) -> Vec<(String, String)> {
+    let mut out = settings.to_vec();
+    if !out.iter().any(|(k, _)| k == "resource_id") {
+        out.push(("resource_id".to_owned(), instance.to_owned()));
+    }
+    out
 }
 
 impl Graph {
@@ -185,10 +233,15 @@ impl Graph {
                 unreachable!("instantiate() made every collector");
             };
             let outputs = outputs_of(&c.name, &inboxes);
+            let settings = match &c.scrape {
+                Some(t) => scrape_settings(&c.settings, &t.instance()),
+                None => c.settings.clone(),
+            };
             let stage = CollectorStage {
-                common: common(&c.name, &c.settings, &c.grants, c.limits, outputs),
+                common: common(&c.name, &settings, &c.grants, c.limits, outputs),
                 instance: Some(instance),
                 interval: c.interval,
+                scraper: c.scrape.as_ref().map(Scraper::new),
             };
             tasks.spawn(stage.run(stop_rx.clone()));
         }

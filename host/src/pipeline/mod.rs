@@ -20,11 +20,15 @@
 mod backoff;
 mod dead_letter;
 mod graph;
+mod scrape;
 mod stages;
 mod telemetry;
 
 pub use backoff::Backoff;
 pub use dead_letter::DeadLetter;
+pub(crate) use graph::check_source_world;
+pub use scrape::{ACCEPT, MAX_BODY_BYTES};
+pub use stages::log_rejected;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -86,6 +90,10 @@ pub struct StageReport {
     /// Instances replaced after a trap, deadline or memory-cap hit, or
     /// recycled above the memory high-water mark.
     pub replaced_instances: u64,
+    /// Input lines a decoder refused (each logged with its line number).
+    pub rejected_lines: u64,
+    /// Scrapes whose fetch failed (connection, timeout, HTTP status).
+    pub scrape_failures: u64,
 }
 
 impl StageReport {
@@ -97,6 +105,8 @@ impl StageReport {
         self.plugin.merge(&other.plugin);
         self.dead_lettered += other.dead_lettered;
         self.replaced_instances += other.replaced_instances;
+        self.rejected_lines += other.rejected_lines;
+        self.scrape_failures += other.scrape_failures;
     }
 }
 

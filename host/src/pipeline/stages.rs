@@ -10,15 +10,63 @@ use arrow::compute::filter_record_batch;
 use arrow::datatypes::Int32Type;
 use tokio::sync::{mpsc, watch};
 
+use super::scrape::Scraper;
 use super::{Backoff, DeadLetter, SinkMsg, StageReport, next_tick, now_ns};
 use crate::batch::columns;
 use crate::config::MeterFilter;
-use crate::plugin::{self, PluginError, PluginErrorKind};
+use crate::plugin::{self, Instance as _, PluginError, PluginErrorKind};
 
-/// A running plugin instance of either role.
+/// Rejected lines logged one by one per document; the rest are summed up.
+const REJECTED_LINES_LOGGED: usize = 20;
+
+/// A running plugin instance of a stage.
 pub(super) enum StageInstance {
-    Collector(plugin::Collector),
+    Collector(Source),
     Transformer(plugin::Transformer),
+}
+
+/// What a collector stage runs: a pollster, or a decoder of scraped bodies.
+pub(super) enum Source {
+    Poll(plugin::Collector),
+    Scrape(plugin::Decoder),
+}
+
+impl Source {
+    fn needs_recycling(&self) -> bool {
+        match self {
+            Source::Poll(c) => c.needs_recycling(),
+            Source::Scrape(d) => d.needs_recycling(),
+        }
+    }
+}
+
+impl plugin::Instance for Source {
+    fn respawn(
+        &self,
+        name: &str,
+        settings: &[(String, String)],
+        grants: &plugin::Grants,
+        limits: plugin::Limits,
+    ) -> Result<Self, PluginError> {
+        Ok(match self {
+            Source::Poll(c) => Source::Poll(c.respawn(name, settings, grants, limits)?),
+            Source::Scrape(d) => Source::Scrape(d.respawn(name, settings, grants, limits)?),
+        })
+    }
+
+    fn stats(&self) -> &plugin::CallStats {
+        match self {
+            Source::Poll(c) => c.stats(),
+            Source::Scrape(d) => d.stats(),
+        }
+    }
+
+    fn reset_stats(&mut self) {
+        match self {
+            Source::Poll(c) => c.reset_stats(),
+            Source::Scrape(d) => d.reset_stats(),
+        }
+    }
 }
 
 /// What a stage task hands back when it ends.
@@ -123,8 +171,10 @@ impl StageCommon {
 
 pub(super) struct CollectorStage {
     pub(super) common: StageCommon,
-    pub(super) instance: Option<plugin::Collector>,
+    pub(super) instance: Option<Source>,
     pub(super) interval: Duration,
+    /// The target, when the plugin is a decoder.
+    pub(super) scraper: Option<Scraper>,
 }
 
 impl CollectorStage {
@@ -143,28 +193,35 @@ impl CollectorStage {
                 c.report.plugin.count_error(PluginErrorKind::BackedOff);
                 continue;
             }
-            let Some(mut instance) = self.instance.take() else {
+            let Some(instance) = self.instance.take() else {
                 break;
             };
-            let (instance, result) = tokio::task::spawn_blocking(move || {
-                let r = instance.collect(tick);
-                (instance, r)
-            })
-            .await
-            .expect("collector call panicked");
-            self.instance = Some(instance);
+            let result = match instance {
+                Source::Poll(mut instance) => {
+                    let (instance, result) = tokio::task::spawn_blocking(move || {
+                        let r = instance.collect(tick);
+                        (instance, r)
+                    })
+                    .await
+                    .expect("collector call panicked");
+                    self.instance = Some(Source::Poll(instance));
+                    Some(result)
+                }
+                Source::Scrape(decoder) => self.scrape(decoder, tick).await,
+            };
             match result {
-                Ok(batch) => {
+                Some(Ok(batch)) => {
                     self.common.backoff.success();
                     self.common.report.samples_out += batch.num_rows() as u64;
                     send_all(&self.common.outputs, &self.common.name, batch).await;
                 }
-                Err(e) => {
+                Some(Err(e)) => {
                     self.common.failed(&e);
                     if e.kind.poisons_instance() {
                         self.replace_instance();
                     }
                 }
+                None => {}
             }
             if self.instance.as_ref().is_some_and(|i| i.needs_recycling()) {
                 self.replace_instance();
@@ -175,6 +232,54 @@ impl CollectorStage {
         self.exit()
     }
 
+    /// Fetches the target and decodes the body (one Wasm call), sends the
+    /// scrape's health samples; `None` when the fetch failed (the target's
+    /// fault, not the plugin's: counted, logged, `up` 0, no back-off).
+    async fn scrape(
+        &mut self,
+        mut decoder: plugin::Decoder,
+        tick: i64,
+    ) -> Option<Result<RecordBatch, PluginError>> {
+        let scraper = self
+            .scraper
+            .as_ref()
+            .expect("a decoder stage has a scrape target");
+        let started = Instant::now();
+        let body = match scraper.fetch().await {
+            Ok(body) => body,
+            Err(reason) => {
+                self.instance = Some(Source::Scrape(decoder));
+                let c = &mut self.common;
+                c.report.scrape_failures += 1;
+                tracing::warn!(stage = %c.name, url = %scraper.url(), "scrape failed: {reason}");
+                if let Some(health) = scraper.health(&c.name, tick, false, started.elapsed(), 0) {
+                    send_all(&c.outputs, &c.name, health).await;
+                }
+                return None;
+            }
+        };
+        let (decoder, result) = tokio::task::spawn_blocking(move || {
+            let r = decoder.decode(&body.bytes, &body.content_type, tick);
+            (decoder, r)
+        })
+        .await
+        .expect("decoder call panicked");
+        self.instance = Some(Source::Scrape(decoder));
+        let c = &mut self.common;
+        let result = result.map(|decoded| {
+            log_rejected(&c.name, scraper.url().as_str(), &decoded.rejected);
+            c.report.rejected_lines += decoded.rejected.len() as u64;
+            decoded.batch
+        });
+        let samples = result.as_ref().map_or(0, |b| b.num_rows());
+        if let Some(health) =
+            scraper.health(&c.name, tick, result.is_ok(), started.elapsed(), samples)
+        {
+            send_all(&c.outputs, &c.name, health).await;
+        }
+        Some(result)
+    }
+
     fn exit(self) -> StageExit {
         self.common.exit(self.instance, StageInstance::Collector)
     }
@@ -182,6 +287,22 @@ impl CollectorStage {
     /// Starts a fresh instance (the old one trapped or grew too large).
     fn replace_instance(&mut self) {
         self.common.replace(&mut self.instance);
+    }
+}
+
+/// Logs the lines a decoder refused in `source`: the first
+/// [`REJECTED_LINES_LOGGED`] one by one, then how many more.
+pub fn log_rejected(stage: &str, source: &str, rejected: &[plugin::RejectedLine]) {
+    for r in rejected.iter().take(REJECTED_LINES_LOGGED) {
+        tracing::warn!(stage, source, line = r.line, "line rejected: {}", r.reason);
+    }
+    if rejected.len() > REJECTED_LINES_LOGGED {
+        tracing::warn!(
+            stage,
+            source,
+            "{} more lines rejected",
+            rejected.len() - REJECTED_LINES_LOGGED
+        );
     }
 }
 

@@ -9,6 +9,8 @@
 //! | `wasmeter.stage.samples.out`   | `1`  | cumulative |            |
 //! | `wasmeter.stage.dead_lettered` | `1`  | cumulative |            |
 //! | `wasmeter.stage.instances.replaced` | `1` | cumulative |         |
+//! | `wasmeter.stage.lines.rejected` | `1` | cumulative |            |
+//! | `wasmeter.stage.scrape.failures` | `1` | cumulative |           |
 //! | `wasmeter.plugin.calls`        | `1`  | cumulative |            |
 //! | `wasmeter.plugin.errors`       | `1`  | cumulative | `kind`     |
 //! | `wasmeter.plugin.busy`         | `s`  | cumulative |            |
@@ -94,6 +96,24 @@ pub(super) async fn run(
                 r.replaced_instances as f64,
             );
             b.push(
+                "wasmeter.stage.lines.rejected",
+                name,
+                "1",
+                SampleType::Cumulative,
+                &[],
+                tick,
+                r.rejected_lines as f64,
+            );
+            b.push(
+                "wasmeter.stage.scrape.failures",
+                name,
+                "1",
+                SampleType::Cumulative,
+                &[],
+                tick,
+                r.scrape_failures as f64,
+            );
+            b.push(
                 "wasmeter.plugin.calls",
                 name,
                 "1",
@@ -160,8 +180,9 @@ pub(super) async fn run(
     }
 }
 
-/// Builds the telemetry batch, one series per (metric, stage, attributes).
-struct Builder {
+/// Builds a small host-made batch (self-telemetry, a scrape's `up`), one
+/// series per pushed sample.
+pub(super) struct Builder {
     batch: WitBatch,
 }
 
@@ -180,7 +201,7 @@ impl Default for Builder {
 
 impl Builder {
     #[allow(clippy::too_many_arguments)]
-    fn push(
+    pub(super) fn push(
         &mut self,
         metric: &str,
         stage: &str,
@@ -207,7 +228,7 @@ impl Builder {
         self.batch.values.push(v);
     }
 
-    fn finish(self) -> WitBatch {
+    pub(super) fn finish(self) -> WitBatch {
         self.batch
     }
 }

@@ -13,7 +13,9 @@ use super::{
 };
 use crate::batch;
 use crate::bindings::alarm_rule::wasmeter::plugin::alarm::{Evaluation, SeriesAggregates};
-use crate::bindings::{WitBatch, WitError, alarm_rule, collector, transformer};
+use crate::bindings::{WitBatch, WitError, alarm_rule, collector, decoder, transformer};
+
+pub use crate::bindings::decoder::wasmeter::plugin::decode::RejectedLine;
 
 /// Counters of plugin calls (one instance's, or a stage's over all the
 /// instances it had).
@@ -147,6 +149,25 @@ impl Sandbox {
     }
 }
 
+/// Checks the world, pre-links the world's bindings and starts a sandboxed
+/// instance through `init`: the constructor of every role.
+macro_rules! start_role {
+    ($plugin:expr, $world:expr, $pre:ty, $name:expr, $settings:expr, $grants:expr, $limits:expr) => {{
+        $plugin.expect_world($world)?;
+        let pre = <$pre>::new($plugin.pre.clone())
+            .map_err(|e| PluginError::load($name, format!("{e:#}")))?;
+        let settings = $settings.to_vec();
+        Sandbox::start(
+            &$plugin,
+            $name,
+            $grants,
+            $limits,
+            |s| pre.instantiate(s),
+            |b, s| b.call_init(s, &settings),
+        )?
+    }};
+}
+
 /// A running transformer instance.
 pub struct Transformer {
     plugin: Arc<Plugin>,
@@ -168,18 +189,15 @@ impl Transformer {
         grants: &Grants,
         limits: Limits,
     ) -> Result<Self, PluginError> {
-        plugin.expect_world(World::Transformer)?;
-        let pre = transformer::TransformerPre::new(plugin.pre.clone())
-            .map_err(|e| PluginError::load(name, format!("{e:#}")))?;
-        let settings = settings.to_vec();
-        let (sandbox, bindings) = Sandbox::start(
-            &plugin,
+        let (sandbox, bindings) = start_role!(
+            plugin,
+            World::Transformer,
+            transformer::TransformerPre<HostState>,
             name,
+            settings,
             grants,
-            limits,
-            |s| pre.instantiate(s),
-            |b, s| b.call_init(s, &settings),
-        )?;
+            limits
+        );
         Ok(Transformer {
             plugin,
             sandbox,
@@ -255,18 +273,15 @@ impl Collector {
         grants: &Grants,
         limits: Limits,
     ) -> Result<Self, PluginError> {
-        plugin.expect_world(World::Collector)?;
-        let pre = collector::CollectorPre::new(plugin.pre.clone())
-            .map_err(|e| PluginError::load(name, format!("{e:#}")))?;
-        let settings = settings.to_vec();
-        let (sandbox, bindings) = Sandbox::start(
-            &plugin,
+        let (sandbox, bindings) = start_role!(
+            plugin,
+            World::Collector,
+            collector::CollectorPre<HostState>,
             name,
+            settings,
             grants,
-            limits,
-            |s| pre.instantiate(s),
-            |b, s| b.call_init(s, &settings),
-        )?;
+            limits
+        );
         Ok(Collector {
             plugin,
             sandbox,
@@ -324,18 +339,15 @@ impl AlarmRule {
         grants: &Grants,
         limits: Limits,
     ) -> Result<Self, PluginError> {
-        plugin.expect_world(World::AlarmRule)?;
-        let pre = alarm_rule::AlarmRulePre::new(plugin.pre.clone())
-            .map_err(|e| PluginError::load(name, format!("{e:#}")))?;
-        let settings = settings.to_vec();
-        let (sandbox, bindings) = Sandbox::start(
-            &plugin,
+        let (sandbox, bindings) = start_role!(
+            plugin,
+            World::AlarmRule,
+            alarm_rule::AlarmRulePre<HostState>,
             name,
+            settings,
             grants,
-            limits,
-            |s| pre.instantiate(s),
-            |b, s| b.call_init(s, &settings),
-        )?;
+            limits
+        );
         Ok(AlarmRule {
             plugin,
             sandbox,
@@ -379,6 +391,95 @@ impl AlarmRule {
     /// Counters of this instance.
     pub fn stats(&self) -> &CallStats {
         &self.sandbox.stats
+    }
+
+    /// The plugin this instance runs.
+    pub fn plugin(&self) -> &Arc<Plugin> {
+        &self.plugin
+    }
+}
+
+/// What one decode call produced: the samples and the refused lines.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    /// The samples of the accepted lines (the sample schema).
+    pub batch: RecordBatch,
+    /// The refused lines, in input order, with 1-based line numbers.
+    pub rejected: Vec<RejectedLine>,
+}
+
+/// A running decoder instance.
+pub struct Decoder {
+    plugin: Arc<Plugin>,
+    sandbox: Sandbox,
+    bindings: decoder::Decoder,
+}
+
+impl Decoder {
+    /// Instantiates `plugin` (which must be a decoder) as stage `name` and
+    /// calls its `init` with `settings`.
+    ///
+    /// # Errors
+    /// As [`Transformer::new`].
+    pub fn new(
+        plugin: Arc<Plugin>,
+        name: &str,
+        settings: &[(String, String)],
+        grants: &Grants,
+        limits: Limits,
+    ) -> Result<Self, PluginError> {
+        let (sandbox, bindings) = start_role!(
+            plugin,
+            World::Decoder,
+            decoder::DecoderPre<HostState>,
+            name,
+            settings,
+            grants,
+            limits
+        );
+        Ok(Decoder {
+            plugin,
+            sandbox,
+            bindings,
+        })
+    }
+
+    /// Decodes one document (one Wasm call): `content_type` as the source
+    /// declared it ("" when unknown), `now_ns` for samples without a time
+    /// of their own (ns since the Unix epoch, UTC).
+    ///
+    /// # Errors
+    /// The guest's own error (`InvalidInput` for a document it cannot use,
+    /// naming the line); `Trap`, `Deadline`, `Memory`; `BadOutput` for a
+    /// malformed batch.
+    pub fn decode(
+        &mut self,
+        input: &[u8],
+        content_type: &str,
+        now_ns: i64,
+    ) -> Result<Decoded, PluginError> {
+        let bindings = &self.bindings;
+        let out = self
+            .sandbox
+            .call(|s| bindings.call_decode(s, input, content_type, now_ns))?;
+        let out = self.sandbox.guest(out)?;
+        let batch = self.sandbox.output(out.batch)?;
+        Ok(Decoded {
+            batch,
+            rejected: out.rejected,
+        })
+    }
+
+    /// Counters of this instance.
+    pub fn stats(&self) -> &CallStats {
+        &self.sandbox.stats
+    }
+
+    /// True when the instance's memory has stayed above
+    /// [`Limits::recycle_above_bytes`] for [`RECYCLE_AFTER_CALLS`] calls:
+    /// replace it with a fresh one between documents.
+    pub fn needs_recycling(&self) -> bool {
+        self.sandbox.needs_recycling()
     }
 
     /// The plugin this instance runs.
@@ -437,6 +538,26 @@ impl Instance for Collector {
         limits: Limits,
     ) -> Result<Self, PluginError> {
         Collector::new(self.plugin.clone(), name, settings, grants, limits)
+    }
+
+    fn stats(&self) -> &CallStats {
+        &self.sandbox.stats
+    }
+
+    fn reset_stats(&mut self) {
+        self.sandbox.stats = CallStats::default();
+    }
+}
+
+impl Instance for Decoder {
+    fn respawn(
+        &self,
+        name: &str,
+        settings: &[(String, String)],
+        grants: &Grants,
+        limits: Limits,
+    ) -> Result<Self, PluginError> {
+        Decoder::new(self.plugin.clone(), name, settings, grants, limits)
     }
 
     fn stats(&self) -> &CallStats {

@@ -76,6 +76,8 @@ pub enum World {
     Transformer,
     /// Exports `evaluate`.
     AlarmRule,
+    /// Exports `decode`.
+    Decoder,
 }
 
 impl World {
@@ -85,6 +87,7 @@ impl World {
             World::Collector => "collector",
             World::Transformer => "transformer",
             World::AlarmRule => "alarm-rule",
+            World::Decoder => "decoder",
         }
     }
 
@@ -93,6 +96,7 @@ impl World {
             World::Collector => "collect",
             World::Transformer => "transform",
             World::AlarmRule => "evaluate",
+            World::Decoder => "decode",
         }
     }
 }
@@ -177,18 +181,23 @@ impl Plugin {
                 ),
             ));
         }
-        let world = [World::Collector, World::Transformer, World::AlarmRule]
-            .into_iter()
-            .find(|w| exports.iter().any(|e| e == w.main_export()))
-            .ok_or_else(|| {
-                PluginError::load(
-                    name,
-                    format!(
-                        "exports none of collect, transform, evaluate (it exports: {})",
-                        list(&exports)
-                    ),
-                )
-            })?;
+        let world = [
+            World::Collector,
+            World::Transformer,
+            World::AlarmRule,
+            World::Decoder,
+        ]
+        .into_iter()
+        .find(|w| exports.iter().any(|e| e == w.main_export()))
+        .ok_or_else(|| {
+            PluginError::load(
+                name,
+                format!(
+                    "exports none of collect, transform, evaluate, decode (it exports: {})",
+                    list(&exports)
+                ),
+            )
+        })?;
         if !exports.iter().any(|e| e == "init") {
             return Err(PluginError::load(
                 name,

@@ -20,7 +20,9 @@ mod instance;
 mod load;
 
 pub use error::{PluginError, PluginErrorKind};
-pub use instance::{AlarmRule, CallStats, Collector, Instance, Transformer};
+pub use instance::{
+    AlarmRule, CallStats, Collector, Decoded, Decoder, Instance, RejectedLine, Transformer,
+};
 pub use load::{Plugin, PluginSource, World};
 
 use std::path::{Path, PathBuf};

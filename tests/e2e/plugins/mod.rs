@@ -1,6 +1,8 @@
 //! One module per standard plugin (see `require_plugin_test!`).
 
 pub mod arithmetic;
+pub mod influx_line;
+pub mod openmetrics;
 pub mod procfs;
 pub mod rate_of_change;
 pub mod threshold;
