@@ -16,6 +16,7 @@
 //! | [`pipeline`] | stage graph, scheduling, channels                         |
 //! | [`rollup`]   | archive policies, Gnocchi's aggregation, back window      |
 //! | [`archive`]  | the Parquet archive: layout, writer, retention            |
+//! | [`query`]    | reading the archive: Gnocchi's measures and aggregates, SQL |
 //! | [`alarm`]    | Aodh's alarms: rules, state machine, notifications        |
 //! | [`cli`]      | the `wasmeter` command line                               |
 
@@ -28,4 +29,5 @@ pub mod config;
 pub mod import;
 pub mod pipeline;
 pub mod plugin;
+pub mod query;
 pub mod rollup;

@@ -1,0 +1,3 @@
+//! Reading the archive: Gnocchi's measures and aggregates, SQL.
+
+pub mod aggregates;
