@@ -747,3 +747,117 @@ fn fill_parses_gnocchi_values() {
     assert_eq!(parse_granularity("1h30m"), Some(90 * M));
     assert_eq!(parse_granularity("0"), None);
 }
+
+#[test]
+fn trim_only_the_open_ends() {
+    // start given, stop open: cut after the last overlap (12:02) only;
+    // 2 of 3 timestamps overlap.
+    let options = Options {
+        start: Some(at(0)),
+        needed_overlap: 60.0,
+        ..Options::default()
+    };
+    assert_eq!(aggregated(MEAN_AB, &options), from_noon(&[1.0, 6.0, 11.5]));
+    // stop given, start open: cut before the first overlap (12:01) only.
+    let options = Options {
+        stop: Some(at(4)),
+        needed_overlap: 60.0,
+        ..Options::default()
+    };
+    assert_eq!(
+        aggregated(MEAN_AB, &options),
+        vec![(at(1), 6.0), (at(2), 11.5), (at(3), 30.0)]
+    );
+}
+
+#[test]
+fn rolling_methods_and_rate() {
+    let fill0 = with_fill(Fill::Value(0.0));
+    let rolled = |m: &str| {
+        aggregated(
+            &format!("(rolling {m} 2 (aggregate sum (metric (a mean) (b mean))))"),
+            &fill0,
+        )
+    };
+    // The sums are 1, 12, 23, 30.
+    assert_eq!(
+        rolled("mean"),
+        vec![(at(1), 6.5), (at(2), 17.5), (at(3), 26.5)]
+    );
+    assert_eq!(
+        rolled("max"),
+        vec![(at(1), 12.0), (at(2), 23.0), (at(3), 30.0)]
+    );
+    assert_eq!(
+        rolled("std"),
+        vec![(at(1), 5.5), (at(2), 5.5), (at(3), 3.5)]
+    );
+    // rate: the rolling means, differenced.
+    assert_eq!(rolled("rate:mean"), vec![(at(2), 11.0), (at(3), 9.0)]);
+    // A window of the whole series gives one point, at the last timestamp.
+    assert_eq!(
+        aggregated(
+            "(rolling count 4 (aggregate sum (metric (a mean) (b mean))))",
+            &fill0
+        ),
+        vec![(at(3), 4.0)]
+    );
+}
+
+#[test]
+fn numeric_fill_keeps_nan_results_but_dropna_does_not() {
+    // The means are 0.5, 6, 11.5, 15: −inf, NaN, inf, inf.
+    let op = "(/ (- (aggregate mean (metric (a mean) (b mean))) 6) 0)";
+    let kept = aggregated(op, &with_fill(Fill::Value(0.0)));
+    assert_eq!(kept.len(), 4);
+    assert_eq!(kept[0].1, f64::NEG_INFINITY);
+    assert!(kept[1].1.is_nan(), "{kept:?}");
+    assert_eq!(kept[2].1, f64::INFINITY);
+    assert!(aggregated(op, &with_fill(Fill::DropNa)).is_empty());
+    assert!(aggregated(op, &with_fill(Fill::Ffill)).is_empty());
+}
+
+#[test]
+fn resample_of_an_aggregate() {
+    assert_eq!(
+        run(
+            "(resample sum 120 (aggregate mean (metric (a mean) (b mean))))",
+            &with_fill(Fill::Value(0.0)),
+        )
+        .unwrap(),
+        Output::Aggregated(vec![(2 * M, vec![(at(0), 6.5), (at(2), 26.5)])])
+    );
+}
+
+#[test]
+fn invalid_options() {
+    let e = run(
+        MEAN_AB,
+        &Options {
+            needed_overlap: 150.0,
+            ..Options::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            QueryError::InvalidOption {
+                option: "needed_overlap",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let (position, message, _) = syntax_error(r#"(metric "a mean)"#);
+    assert_eq!(position, 8);
+    assert!(message.starts_with("unterminated string"), "{message}");
+    let (position, message, _) = syntax_error("(metric a mean) x");
+    assert_eq!(
+        (position, message.as_str()),
+        (16, "unexpected `x` after the end of the operations")
+    );
+    let (position, message, _) = syntax_error(r#"["*", "4", ["metric", "a", "mean"]]"#);
+    assert_eq!(position, 6);
+    assert!(message.contains("found the string \"4\""), "{message}");
+}
