@@ -44,6 +44,19 @@
 //! The JSON form spells every list as a JSON array:
 //! `["aggregate", "mean", ["metric", ["a", "mean"], ["b", "mean"]]]`.
 //!
+//! # Edge cases, decided
+//!
+//! - Series ⊗ series on different timestamps (e.g. a series against its own
+//!   `rolling`) combine on the timestamps both have; Gnocchi refuses them.
+//!   Different granularities are refused, as in Gnocchi.
+//! - An aggregated result with several columns (e.g. an aggregate added to
+//!   a two-series `metric`) is output as its first column, as Gnocchi does.
+//! - `rolling rate:X` is `rolling X`, then differenced over time, dropping
+//!   the first point.
+//! - `resample` buckets a series' grid cells, NaN cells included (as
+//!   Gnocchi: `count` counts them, `mean` turns NaN); a bucket where the
+//!   method gives no point (`std` of one cell) is absent.
+//!
 //! # Example
 //!
 //! ```
