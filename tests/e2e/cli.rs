@@ -30,7 +30,17 @@ fn help_lists_only_working_subcommands() {
         .collect();
     assert_eq!(
         commands,
-        ["run", "import", "check", "plugin", "alarm", "help"]
+        [
+            "run",
+            "import",
+            "check",
+            "plugin",
+            "alarm",
+            "measures",
+            "aggregates",
+            "query",
+            "help"
+        ]
     );
 }
 

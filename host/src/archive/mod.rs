@@ -56,6 +56,9 @@ use crate::rollup::{ArchivePolicy, ClosedRow, ClosedRows};
 /// Nanoseconds in a day.
 const DAY_NS: i64 = 86_400 * 1_000_000_000;
 
+/// Rows per Parquet row group at most.
+pub const ROW_GROUP_ROWS: usize = 65_536;
+
 /// Writes closed rollup rows into the archive.
 #[derive(Debug)]
 pub struct ArchiveWriter {
@@ -65,6 +68,7 @@ pub struct ArchiveWriter {
     seq: u64,
     files_written: u64,
     rows_written: u64,
+    row_group_rows: usize,
 }
 
 /// The date partition (`YYYY-MM-DD`, UTC) of a timestamp in ns.
@@ -75,7 +79,7 @@ pub fn date_of(ts_ns: i64) -> String {
 }
 
 /// Parses a `date=YYYY-MM-DD` partition value into its start, ns.
-fn date_start(date: &str) -> Option<i64> {
+pub(crate) fn date_start(date: &str) -> Option<i64> {
     let t = humantime::parse_rfc3339(&format!("{date}T00:00:00Z")).ok()?;
     Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos() as i64)
 }
@@ -95,7 +99,14 @@ impl ArchiveWriter {
             seq: 0,
             files_written: 0,
             rows_written: 0,
+            row_group_rows: ROW_GROUP_ROWS,
         }
+    }
+
+    /// Rows per Parquet row group at most (default [`ROW_GROUP_ROWS`]).
+    pub fn with_row_group_rows(mut self, rows: usize) -> Self {
+        self.row_group_rows = rows.max(1);
+        self
     }
 
     /// The archive root.
@@ -180,6 +191,9 @@ impl ArchiveWriter {
             .set_dictionary_enabled(true)
             .set_statistics_enabled(EnabledStatistics::Page)
             .set_key_value_metadata(Some(meta))
+            // Row groups small enough that a one-series read skips most of
+            // a day's file by its metric and timestamp statistics.
+            .set_max_row_group_row_count(Some(self.row_group_rows))
             .set_column_dictionary_enabled(ColumnPath::from("timestamp"), false)
             .set_column_encoding(ColumnPath::from("timestamp"), Encoding::DELTA_BINARY_PACKED);
         // Floats: byte-stream split makes their bytes compress.
@@ -430,7 +444,7 @@ fn sort_rows(batch: &RecordBatch) -> anyhow::Result<RecordBatch> {
 }
 
 /// `(date, folder)` of every `date=` partition under `dir`.
-fn partitions(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
+pub(crate) fn partitions(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
@@ -452,7 +466,7 @@ fn partitions(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
 }
 
 /// The visible `.parquet` files of a partition, sorted.
-fn parquet_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+pub(crate) fn parquet_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {

@@ -6,6 +6,7 @@ mod alarm;
 mod check;
 mod import;
 mod plugin;
+mod query;
 mod run;
 
 use std::process::ExitCode;
@@ -38,6 +39,12 @@ pub enum Command {
     /// Shows alarms: current states and history.
     #[command(subcommand)]
     Alarm(alarm::AlarmCommand),
+    /// Reads one metric's aggregates from the archive (Gnocchi's measures).
+    Measures(query::MeasuresArgs),
+    /// Evaluates Gnocchi aggregates operations over archived series.
+    Aggregates(query::AggregatesArgs),
+    /// Runs SQL over the archive (DataFusion; one table per archive policy).
+    Query(query::QueryArgs),
 }
 
 /// Outcome of a subcommand, mapped to the exit code.
@@ -65,6 +72,9 @@ pub fn main() -> ExitCode {
         Command::Import(args) => import::import(*args),
         Command::Plugin(cmd) => plugin::plugin(cmd),
         Command::Alarm(cmd) => alarm::alarm(cmd),
+        Command::Measures(args) => query::measures_cmd(args),
+        Command::Aggregates(args) => query::aggregates_cmd(args),
+        Command::Query(args) => query::query_cmd(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

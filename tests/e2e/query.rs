@@ -1,0 +1,342 @@
+//! Reading the archive from the command line: `wasmeter measures`,
+//! `wasmeter aggregates` and `wasmeter query`, over an archive that
+//! `wasmeter import` wrote from a known input (reference §1.5 and §1.7's
+//! metrics a and b).
+
+use crate::support::wasmeter;
+
+/// 2023-11-14T22:14:00Z, a multiple of 120 s: "12:00" of reference §1.7.
+const T0: i64 = 1_700_000_040;
+
+fn stdout(o: &std::process::Output) -> String {
+    assert!(
+        o.status.success(),
+        "exit {:?}: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn iso(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// An archive with §1.7's a = {12:00 → 1, 12:01 → 2, 12:02 → 3} and
+/// b = {12:01 → 10, 12:02 → 20, 12:03 → 30} at 60 s (and 120 s), written
+/// by `wasmeter import`. A later sample of each series (99, at 12:10, whose
+/// buckets stay open) moves the event-time clock past those buckets.
+fn archive() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = String::new();
+    for (m, dt, v) in [
+        ("a", 0, 1),
+        ("a", 60, 2),
+        ("a", 120, 3),
+        ("a", 600, 99),
+        ("b", 60, 10),
+        ("b", 120, 20),
+        ("b", 180, 30),
+        ("b", 600, 99),
+    ] {
+        lines.push_str(&format!("{m},host=r1 value={v} {}\n", T0 + dt));
+    }
+    std::fs::write(dir.path().join("ab.lp"), lines).unwrap();
+    std::fs::write(
+        dir.path().join("wasmeter.toml"),
+        r#"
+[archive]
+root = "archive"
+
+[[archive_policy]]
+name = "minute"
+back_window = 0
+aggregation_methods = ["mean", "max", "count", "sum"]
+definition = [
+  { granularity = "1m", timespan = "1d" },
+  { granularity = "2m", timespan = "1d" },
+]
+
+[[archive_policy_rule]]
+name = "all"
+metric_pattern = "*"
+archive_policy_name = "minute"
+"#,
+    )
+    .unwrap();
+    let out = wasmeter()
+        .current_dir(dir.path())
+        .args([
+            "import",
+            "--format",
+            "influx",
+            "--precision",
+            "s",
+            "-c",
+            "wasmeter.toml",
+            "ab.lp",
+        ])
+        .output()
+        .unwrap();
+    stdout(&out);
+    dir
+}
+
+fn run(dir: &tempfile::TempDir, args: &[&str]) -> std::process::Output {
+    wasmeter()
+        .current_dir(dir.path())
+        .args(args)
+        .args(["-c", "wasmeter.toml"])
+        .output()
+        .unwrap()
+}
+
+/// `(timestamp, granularity, value)` of every row of a CSV output.
+fn points(csv: &str) -> Vec<(String, String, String)> {
+    csv.lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let n = f.len();
+            (
+                f[n - 3].to_owned(),
+                f[n - 2].to_owned(),
+                f[n - 1].to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn p(t: i64, g: &str, v: &str) -> (String, String, String) {
+    (iso(t), g.to_owned(), v.to_owned())
+}
+
+#[test]
+fn measures_reads_as_gnocchi_coarsest_first_start_floored_stop_exclusive_resample() {
+    let dir = archive();
+    let all = stdout(&run(
+        &dir,
+        &["measures", "--metric", "a", "--format", "csv"],
+    ));
+    assert_eq!(
+        points(&all),
+        [
+            p(T0, "120", "1.5"),
+            p(T0 + 120, "120", "3.0"),
+            p(T0, "60", "1.0"),
+            p(T0 + 60, "60", "2.0"),
+            p(T0 + 120, "60", "3.0"),
+        ]
+    );
+    assert!(all.starts_with("metric,resource_id,attributes,timestamp,granularity,value\na,r1,,"));
+    // start 12:01:10 is floored: 12:00 at 120 s, 12:01 at 60 s.
+    let start = (T0 + 70).to_string();
+    let from = stdout(&run(
+        &dir,
+        &[
+            "measures", "--metric", "a", "--start", &start, "--format", "csv",
+        ],
+    ));
+    assert_eq!(
+        points(&from),
+        [
+            p(T0, "120", "1.5"),
+            p(T0 + 120, "120", "3.0"),
+            p(T0 + 60, "60", "2.0"),
+            p(T0 + 120, "60", "3.0"),
+        ]
+    );
+    // stop is exclusive on bucket timestamps; RFC 3339 accepted.
+    let stop = iso(T0 + 120);
+    let until = stdout(&run(
+        &dir,
+        &[
+            "measures",
+            "--metric",
+            "b",
+            "--aggregation",
+            "max",
+            "--granularity",
+            "1m",
+            "--stop",
+            &stop,
+            "--format",
+            "csv",
+        ],
+    ));
+    assert_eq!(points(&until), [p(T0 + 60, "60", "10.0")]);
+    // Resampling re-applies the method: the count of 1-minute buckets.
+    let resampled = stdout(&run(
+        &dir,
+        &[
+            "measures",
+            "--metric",
+            "b",
+            "--aggregation",
+            "count",
+            "--granularity",
+            "60",
+            "--resample",
+            "120",
+            "--format",
+            "csv",
+        ],
+    ));
+    assert_eq!(
+        points(&resampled),
+        [p(T0, "120", "1.0"), p(T0 + 120, "120", "2.0")]
+    );
+    // JSON: Gnocchi's [timestamp, granularity, value] triples.
+    let json = stdout(&run(
+        &dir,
+        &[
+            "measures",
+            "--metric",
+            "a",
+            "--granularity",
+            "2m",
+            "--format",
+            "json",
+        ],
+    ));
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        doc,
+        serde_json::json!([{
+            "metric": "a", "resource_id": "r1", "attributes": {}, "unit": "",
+            "measures": [[iso(T0), 120.0, 1.5], [iso(T0 + 120), 120.0, 3.0]]
+        }])
+    );
+    // Errors name what is wrong.
+    let none = run(&dir, &["measures", "--metric", "zzz"]);
+    assert_eq!(none.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no measures of metric \"zzz\""));
+    let bad = run(&dir, &["measures", "--metric", "a", "--resample", "2m"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--resample needs --granularity"));
+    let bad = run(&dir, &["measures", "--metric", "a", "--start", "soon"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--start: \"soon\" is not a time"));
+}
+
+#[test]
+fn aggregates_follow_the_reference_worked_examples_on_an_archive() {
+    let dir = archive();
+    let ops = "(aggregate mean (metric (a mean) (b mean)))";
+    let agg = |extra: &[&str]| {
+        let mut args = vec!["aggregates", ops, "--granularity", "60", "--format", "csv"];
+        args.extend_from_slice(extra);
+        points(&stdout(&run(&dir, &args)))
+    };
+    assert_eq!(
+        agg(&[]),
+        [p(T0 + 60, "60", "6.0"), p(T0 + 120, "60", "11.5")]
+    );
+    assert_eq!(
+        agg(&["--fill", "0"]),
+        [
+            p(T0, "60", "0.5"),
+            p(T0 + 60, "60", "6.0"),
+            p(T0 + 120, "60", "11.5"),
+            p(T0 + 180, "60", "15.0"),
+        ]
+    );
+    assert_eq!(
+        agg(&["--fill", "ffill"]),
+        [
+            p(T0, "60", "1.0"),
+            p(T0 + 60, "60", "6.0"),
+            p(T0 + 120, "60", "11.5"),
+            p(T0 + 180, "60", "16.5"),
+        ]
+    );
+    let start = (T0).to_string();
+    let stop = (T0 + 240).to_string();
+    assert_eq!(
+        agg(&["--needed-overlap", "50", "--start", &start, "--stop", &stop]),
+        [
+            p(T0, "60", "1.0"),
+            p(T0 + 60, "60", "6.0"),
+            p(T0 + 120, "60", "11.5"),
+            p(T0 + 180, "60", "30.0"),
+        ]
+    );
+    // Not enough overlap is an error with Gnocchi's reason.
+    let out = run(
+        &dir,
+        &[
+            "aggregates",
+            ops,
+            "--granularity",
+            "60",
+            "--start",
+            &start,
+            "--stop",
+            &stop,
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Per-series output of a resample: 12:00 → 2, 12:02 → 3 at 120 s.
+    let per = stdout(&run(
+        &dir,
+        &[
+            "aggregates",
+            "(resample max 120 (metric a mean))",
+            "--granularity",
+            "60",
+            "--format",
+            "csv",
+        ],
+    ));
+    assert_eq!(
+        points(&per),
+        [p(T0, "120", "2.0"), p(T0 + 120, "120", "3.0")]
+    );
+    let bad = run(&dir, &["aggregates", "(aggregate mean (metric (a mean)"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn sql_over_the_archive_with_a_table_per_policy() {
+    let dir = archive();
+    let out = stdout(&run(
+        &dir,
+        &[
+            "query",
+            "SELECT metric, granularity, count(*) AS n, sum(mean) AS s FROM minute WHERE date = '2023-11-14' GROUP BY metric, granularity ORDER BY metric, granularity",
+            "--format",
+            "csv",
+        ],
+    ));
+    assert_eq!(
+        out,
+        "metric,granularity,n,s\na,60,3,6.0\na,120,2,4.5\nb,60,3,60.0\nb,120,2,35.0\n"
+    );
+    let json = stdout(&run(
+        &dir,
+        &[
+            "query",
+            "SELECT max(max) AS top FROM minute WHERE metric = 'b'",
+            "--format",
+            "json",
+        ],
+    ));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&json).unwrap(),
+        serde_json::json!([{"top": 30.0}])
+    );
+    let bad = run(&dir, &["query", "SELECT * FROM nope"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("nope") && err.contains("(tables: minute)"),
+        "{err}"
+    );
+    let bad = run(&dir, &["query", "SELEC 1"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
