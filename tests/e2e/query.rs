@@ -275,11 +275,11 @@ fn aggregates_follow_the_reference_worked_examples_on_an_archive() {
             &stop,
         ],
     );
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("less than 100% of datapoints overlap in this timespan (50.00%)"),
+        "{err}"
     );
     // Per-series output of a resample: 12:00 → 2, 12:02 → 3 at 120 s.
     let per = stdout(&run(
@@ -299,6 +299,14 @@ fn aggregates_follow_the_reference_worked_examples_on_an_archive() {
     );
     let bad = run(&dir, &["aggregates", "(aggregate mean (metric (a mean)"]);
     assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("error: operations: invalid operations at position"),
+        "{err}"
+    );
+    let unknown = run(&dir, &["aggregates", "(metric (zzz mean))"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("metric zzz does not exist"));
 }
 
 #[test]
@@ -339,4 +347,9 @@ fn sql_over_the_archive_with_a_table_per_policy() {
     );
     let bad = run(&dir, &["query", "SELEC 1"]);
     assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("SELEC") && err.contains("(tables: minute)"),
+        "{err}"
+    );
 }

@@ -417,3 +417,55 @@ mod cache {
         assert_eq!((rt.compilations(), rt.cache_hits()), (1, 0));
     }
 }
+
+#[test]
+fn a_plugins_stderr_goes_to_the_log_tagged_with_its_name() {
+    // Through the binary, whose log is the process's stderr: the hostile
+    // transformer panics on every batch the procfs collector sends it.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("wasmeter.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[archive]
+data_dir = "data"
+
+[[collector]]
+name = "host"
+plugin = "builtin:procfs"
+interval = "1s"
+grants = {{ read_dirs = ["/proc"] }}
+
+[[transformer]]
+name = "panicky"
+plugin = "{}"
+inputs = ["host"]
+settings = {{ behaviour = "panic" }}
+"#,
+            wasmeter_plugins::testing::HOSTILE.path
+        ),
+    )
+    .unwrap();
+    let out = crate::support::wasmeter()
+        .args(["run", "--duration", "2500ms"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    // Rust's panic message, written by the guest to its stderr, is a log
+    // record of the host, tagged with the stage and the stream.
+    let line = err
+        .lines()
+        .find(|l| l.contains("hostile plugin panics on purpose"))
+        .unwrap_or_else(|| panic!("no panic line in the log:\n{err}"));
+    assert!(line.contains(" WARN "), "{line}");
+    assert!(line.contains("plugin=\"panicky\""), "{line}");
+    assert!(line.contains("stream=\"stderr\""), "{line}");
+    // Nothing of the guest reaches the host's stderr untagged.
+    assert!(
+        !err.lines().any(|l| l.starts_with("thread '<unnamed>'")),
+        "{err}"
+    );
+}

@@ -192,7 +192,7 @@ scrape_timeout = "500ms"
 import duckdb
 t = "read_parquet('archive/policy=fast/**/*.parquet', hive_partitioning=true)"
 names = duckdb.sql(f"SELECT DISTINCT metric FROM {{t}} WHERE resource_id = '{good_instance}' AND metric NOT IN ('up', 'scrape_duration_seconds', 'scrape_samples_scraped') ORDER BY metric").fetchall()
-print(len(names))
+print(",".join(n for (n,) in names))
 print(duckdb.sql(f"SELECT min(min), max(max) FROM {{t}} WHERE metric = 'up' AND resource_id = '{good_instance}'").fetchall())
 print(duckdb.sql(f"SELECT DISTINCT last, unit FROM {{t}} WHERE metric = 'scrape_samples_scraped' AND resource_id = '{good_instance}'").fetchall())
 print(duckdb.sql(f"SELECT DISTINCT attributes['job'] FROM {{t}} WHERE metric = 'up' AND resource_id = '{good_instance}'").fetchall())
@@ -206,7 +206,9 @@ print(duckdb.sql(f"SELECT DISTINCT last FROM {{t}} WHERE metric = 'up' AND resou
     );
     let lines: Vec<&str> = got.lines().collect();
     // Every sample name of the file made it into the archive.
-    assert_eq!(lines[0], sample_names(&scrape).len().to_string(), "{got}");
+    let expected: Vec<String> = sample_names(&scrape).into_iter().collect();
+    assert_eq!(expected.len(), 291);
+    assert_eq!(lines[0], expected.join(","), "{got}");
     assert_eq!(lines[1], "[(1.0, 1.0)]", "{got}");
     let sample_lines = scrape
         .lines()
@@ -293,9 +295,38 @@ url = "ftp://example.org/metrics"
     .unwrap();
     let out = wasmeter().arg("check").arg(&config).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "{err}");
+    assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("the plugin is a decoder: give the collector a `url` to scrape"),
+        err.contains("stage node: plugin builtin:openmetrics: load: the plugin is a decoder: give the collector a `url` to scrape"),
+        "{err}"
+    );
+    assert!(
+        err.contains("stage host: plugin builtin:procfs: load: `url` needs a decoder plugin, this one is a collector"),
+        "{err}"
+    );
+    // A scrape ends before the next starts; the decoder gets no grants.
+    std::fs::write(
+        &config,
+        r#"
+[[collector]]
+name = "node"
+plugin = "builtin:openmetrics"
+interval = "15s"
+url = "http://127.0.0.1:9100/metrics"
+scrape_timeout = "30s"
+grants = { env = ["HOME"] }
+"#,
+    )
+    .unwrap();
+    let out = wasmeter().arg("check").arg(&config).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("collector[0].scrape_timeout: 30s is longer than the interval 15s"),
+        "{err}"
+    );
+    assert!(
+        err.contains("collector[0].grants: a scraping collector's decoder gets no grants"),
         "{err}"
     );
 }

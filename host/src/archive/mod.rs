@@ -54,7 +54,7 @@ use parquet::schema::types::ColumnPath;
 use crate::rollup::{ArchivePolicy, ClosedRow, ClosedRows};
 
 /// Nanoseconds in a day.
-const DAY_NS: i64 = 86_400 * 1_000_000_000;
+pub(crate) const DAY_NS: i64 = 86_400 * 1_000_000_000;
 
 /// Rows per Parquet row group at most.
 pub const ROW_GROUP_ROWS: usize = 65_536;

@@ -61,9 +61,10 @@ pub struct ImportArgs {
     /// CSV, influx: unit of the samples.
     #[arg(long, default_value = "")]
     pub unit: String,
-    /// influx: the unit of the timestamps (`ns`, `us`, `ms`, `s`).
-    #[arg(long, default_value = "ns")]
-    pub precision: String,
+    /// influx: the unit of the timestamps (`ns`, `us`, `ms`, `s`; default
+    /// `ns`).
+    #[arg(long)]
+    pub precision: Option<String>,
     /// influx, prom: the decoder plugin (`builtin:NAME` or a `.wasm` file)
     /// instead of the format's standard one.
     #[arg(long)]
@@ -152,9 +153,17 @@ fn decode_input(file: &Path, decoder: &mut plugin::Decoder, now_ns: i64) -> Resu
         .split(|b| *b == b'\n')
         .filter(|l| !l.is_empty())
         .count();
-    let decoded = decoder
-        .decode(&bytes, "", now_ns)
-        .map_err(|e| Failure::Usage(format!("error: {}: {e}", file.display())))?;
+    // A file the decoder refuses is the user's to fix (exit 2); a trap,
+    // deadline or memory-cap hit is a failure of the run (exit 1).
+    let decoded = decoder.decode(&bytes, "", now_ns).map_err(|e| {
+        let msg = format!("{}: {e}", file.display());
+        match e.kind {
+            plugin::PluginErrorKind::InvalidInput | plugin::PluginErrorKind::InvalidSettings => {
+                Failure::Usage(format!("error: {msg}"))
+            }
+            _ => Failure::Runtime(anyhow::anyhow!(msg)),
+        }
+    })?;
     let source = file.display().to_string();
     crate::pipeline::log_rejected("import", &source, &decoded.rejected);
     let wit = crate::batch::to_wit(&decoded.batch).map_err(|e| Failure::Runtime(e.into()))?;
@@ -195,7 +204,8 @@ fn start_decoder(
         .map_err(|e| Failure::Usage(format!("error: --decoder: {e}")))?;
     let mut settings = vec![("resource_id".to_owned(), args.resource_id.clone())];
     if args.format == ImportFormat::Influx {
-        settings.push(("precision".to_owned(), args.precision.clone()));
+        let precision = args.precision.as_deref().unwrap_or("ns");
+        settings.push(("precision".to_owned(), precision.to_owned()));
         if !args.unit.is_empty() {
             settings.push(("unit".to_owned(), args.unit.clone()));
         }
@@ -229,6 +239,24 @@ fn start_decoder(
 /// evaluation interval of event time (the smallest of the alarms', 1 h
 /// without alarms), so alarms are evaluated as often as when running.
 pub fn import(args: ImportArgs) -> Result<(), Failure> {
+    // Options of another format are refused, not ignored.
+    let misplaced: &[(&str, bool)] = match args.format {
+        ImportFormat::Csv => &[
+            ("--decoder", args.decoder.is_some()),
+            ("--decoder-setting", !args.decoder_settings.is_empty()),
+            ("--precision", args.precision.is_some()),
+        ],
+        ImportFormat::Influx => &[("--metric", args.metric.is_some())],
+        ImportFormat::Prom => &[
+            ("--metric", args.metric.is_some()),
+            ("--precision", args.precision.is_some()),
+        ],
+    };
+    if let Some((flag, _)) = misplaced.iter().find(|(_, given)| *given) {
+        return Err(Failure::Usage(
+            format!("error: {flag} does not apply to --format {:?}", args.format).to_lowercase(),
+        ));
+    }
     let timezone: chrono_tz::Tz = args.timezone.parse().map_err(|_| {
         Failure::Usage(format!(
             "error: --timezone: {:?} is not an IANA time zone name",
@@ -339,9 +367,23 @@ pub fn import(args: ImportArgs) -> Result<(), Failure> {
                 end += 1;
             }
             let chunk = &rows[start..end];
+            // Only the series this chunk uses, renumbered.
+            let mut local: Vec<u32> = vec![u32::MAX; series.len()];
+            let mut used: Vec<WitSeries> = Vec::new();
+            let series_index: Vec<u32> = chunk
+                .iter()
+                .map(|r| {
+                    let slot = &mut local[r.1 as usize];
+                    if *slot == u32::MAX {
+                        *slot = used.len() as u32;
+                        used.push(series[r.1 as usize].clone());
+                    }
+                    *slot
+                })
+                .collect();
             let batch = crate::batch::from_wit(WitBatch {
-                series: series.clone(),
-                series_index: chunk.iter().map(|r| r.1).collect(),
+                series: used,
+                series_index,
                 timestamps: chunk.iter().map(|r| r.0).collect(),
                 values: chunk.iter().map(|r| r.2).collect(),
             })

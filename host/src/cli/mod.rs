@@ -84,6 +84,15 @@ pub fn main() -> ExitCode {
             }
             ExitCode::from(2)
         }
+        // `wasmeter measures … | head`: a closed pipe is not an error.
+        Err(Failure::Runtime(e))
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(Failure::Runtime(e)) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)

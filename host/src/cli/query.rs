@@ -11,7 +11,7 @@ use super::Failure;
 use crate::config::PipelineConfig;
 use crate::query::measures::{MeasuresQuery, measures};
 use crate::query::reader::SeriesPoints;
-use crate::query::time::{format_time, parse_granularity, parse_time};
+use crate::query::time::{format_seconds, format_time, parse_granularity, parse_time};
 use crate::rollup::AggregationMethod;
 
 /// Output format of the query commands.
@@ -154,7 +154,9 @@ pub fn measures_cmd(args: MeasuresArgs) -> Result<(), Failure> {
             .map_err(usage("--resample"))?,
     };
     let (series, stats) = measures(&root, &q).map_err(|e| match e {
-        crate::query::measures::MeasuresError::Read(e) => Failure::Runtime(e),
+        crate::query::measures::MeasuresError::Read(crate::query::reader::ReadError::Archive(
+            e,
+        )) => Failure::Runtime(e),
         other => Failure::Usage(format!("error: {other}")),
     })?;
     tracing::debug!(
@@ -188,7 +190,7 @@ pub(super) fn print_series(series: &[SeriesPoints], format: OutputFormat) -> any
                         s.key.resource_id.clone(),
                         attributes_text(&s.key.attributes),
                         format_time(*ts),
-                        seconds(s.granularity),
+                        format_seconds(s.granularity),
                         format!("{v:?}"),
                     ]);
                 }
@@ -230,7 +232,7 @@ pub(super) fn print_series(series: &[SeriesPoints], format: OutputFormat) -> any
                         s.key.resource_id.as_str(),
                         &attributes_text(&s.key.attributes),
                         &format_time(*ts),
-                        &seconds(s.granularity),
+                        &format_seconds(s.granularity),
                         &format!("{v:?}"),
                     ])?;
                 }
@@ -256,15 +258,6 @@ fn attributes_text(attributes: &[(String, String)]) -> String {
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",")
-}
-
-/// Seconds of a granularity in ns, without a needless fraction.
-pub(super) fn seconds(ns: i64) -> String {
-    if ns % 1_000_000_000 == 0 {
-        (ns / 1_000_000_000).to_string()
-    } else {
-        format!("{}", ns as f64 / 1e9)
-    }
 }
 
 /// Arguments of `wasmeter query`.
@@ -434,7 +427,7 @@ pub fn aggregates_cmd(args: AggregatesArgs) -> Result<(), Failure> {
                 t.load_preset(UTF8_BORDERS_ONLY).set_header(header);
                 for (label, agg, g, points) in &rows {
                     for (ts, v) in points {
-                        let mut row = vec![format_time(*ts), seconds(*g), format!("{v:?}")];
+                        let mut row = vec![format_time(*ts), format_seconds(*g), format!("{v:?}")];
                         if !aggregated {
                             row.splice(0..0, [label.clone(), agg.clone()]);
                         }
@@ -487,7 +480,7 @@ pub fn aggregates_cmd(args: AggregatesArgs) -> Result<(), Failure> {
                 }
                 for (label, agg, g, points) in &rows {
                     for (ts, v) in points {
-                        let (t, g, v) = (format_time(*ts), seconds(*g), format!("{v:?}"));
+                        let (t, g, v) = (format_time(*ts), format_seconds(*g), format!("{v:?}"));
                         if aggregated {
                             w.write_record([t, g, v])?;
                         } else {

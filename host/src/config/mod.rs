@@ -797,10 +797,35 @@ fn scrape_target(
     let default_timeout = interval.min(Duration::from_secs(10));
     let timeout = match &c.scrape_timeout {
         Some(t) => {
-            duration(src, t, &format!("{field}.scrape_timeout"), errors).unwrap_or(default_timeout)
+            let field = format!("{field}.scrape_timeout");
+            match duration(src, t, &field, errors) {
+                // As Prometheus: a scrape must end before the next starts.
+                Some(d) if d > interval => {
+                    errors.push(src.error(
+                        Some(t.span()),
+                        field,
+                        format!(
+                            "{} is longer than the interval {}",
+                            t.get_ref(),
+                            humantime::format_duration(interval)
+                        ),
+                    ));
+                    default_timeout
+                }
+                Some(d) => d,
+                None => default_timeout,
+            }
         }
         None => default_timeout,
     };
+    // The host fetches; the decoder gets no files or environment.
+    if !c.grants.read_dirs.is_empty() || !c.grants.env.is_empty() {
+        errors.push(src.error(
+            Some(raw.span()),
+            format!("{field}.grants"),
+            "a scraping collector's decoder gets no grants (the host fetches the url)",
+        ));
+    }
     Some(ScrapeTarget { url, timeout })
 }
 

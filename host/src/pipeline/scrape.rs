@@ -36,6 +36,8 @@ pub(super) struct Scraper {
     client: reqwest::Client,
     /// `host:port`, the resource of the `up` samples.
     instance: String,
+    /// The URL without its password, for logs.
+    shown: String,
 }
 
 /// A fetched body and its declared media type ("" when none).
@@ -50,17 +52,27 @@ impl Scraper {
             .timeout(target.timeout)
             .user_agent(concat!("wasmeter/", env!("CARGO_PKG_VERSION")))
             .build()
-            .unwrap_or_default();
+            .unwrap_or_else(|e| {
+                // Only a broken TLS backend fails here; the default client
+                // still scrapes, with the outer timeout of `fetch`.
+                tracing::error!("scrape client: {e}; using the default client");
+                reqwest::Client::new()
+            });
+        let mut shown = target.url.clone();
+        if shown.password().is_some() {
+            let _ = shown.set_password(Some("***"));
+        }
         Scraper {
             instance: target.instance(),
+            shown: shown.to_string(),
             target: target.clone(),
             client,
         }
     }
 
-    /// The target URL.
-    pub(super) fn url(&self) -> &reqwest::Url {
-        &self.target.url
+    /// The target URL as logs show it: its password, if any, as `***`.
+    pub(super) fn shown_url(&self) -> &str {
+        &self.shown
     }
 
     /// GETs the target within its timeout.

@@ -191,6 +191,12 @@ impl CollectorStage {
             c.report.batches += 1;
             if c.backoff.resting(Instant::now()) {
                 c.report.plugin.count_error(PluginErrorKind::BackedOff);
+                // A resting scrape is still a scrape that failed: `up` 0.
+                if let Some(scraper) = &self.scraper
+                    && let Some(health) = scraper.health(&c.name, tick, false, Duration::ZERO, 0)
+                {
+                    send_all(&c.outputs, &c.name, health).await;
+                }
                 continue;
             }
             let Some(instance) = self.instance.take() else {
@@ -214,6 +220,13 @@ impl CollectorStage {
                     self.common.backoff.success();
                     self.common.report.samples_out += batch.num_rows() as u64;
                     send_all(&self.common.outputs, &self.common.name, batch).await;
+                }
+                // A body the decoder refuses is the target's fault, as a
+                // failed fetch is: logged and counted, no back-off.
+                Some(Err(e))
+                    if self.scraper.is_some() && e.kind == PluginErrorKind::InvalidInput =>
+                {
+                    tracing::error!(stage = %self.common.name, kind = %e.kind, "{e}");
                 }
                 Some(Err(e)) => {
                     self.common.failed(&e);
@@ -251,7 +264,7 @@ impl CollectorStage {
                 self.instance = Some(Source::Scrape(decoder));
                 let c = &mut self.common;
                 c.report.scrape_failures += 1;
-                tracing::warn!(stage = %c.name, url = %scraper.url(), "scrape failed: {reason}");
+                tracing::warn!(stage = %c.name, url = %scraper.shown_url(), "scrape failed: {reason}");
                 if let Some(health) = scraper.health(&c.name, tick, false, started.elapsed(), 0) {
                     send_all(&c.outputs, &c.name, health).await;
                 }
@@ -267,7 +280,7 @@ impl CollectorStage {
         self.instance = Some(Source::Scrape(decoder));
         let c = &mut self.common;
         let result = result.map(|decoded| {
-            log_rejected(&c.name, scraper.url().as_str(), &decoded.rejected);
+            log_rejected(&c.name, scraper.shown_url(), &decoded.rejected);
             c.report.rejected_lines += decoded.rejected.len() as u64;
             decoded.batch
         });

@@ -4,6 +4,7 @@
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use super::output::{LogPipe, Stream};
 use super::{Grants, Limits, PluginError, PluginErrorKind};
 use crate::bindings::Level;
 use crate::bindings::common::wasmeter::plugin::{log, types};
@@ -12,6 +13,8 @@ use crate::bindings::common::wasmeter::plugin::{log, types};
 pub(crate) struct HostState {
     plugin: String,
     wasi: WasiCtx,
+    stdout: LogPipe,
+    stderr: LogPipe,
     table: ResourceTable,
     pub(crate) limiter: MemoryLimiter,
 }
@@ -19,13 +22,17 @@ pub(crate) struct HostState {
 impl HostState {
     /// A sandbox with exactly `grants`: read-only preopens, allow-listed
     /// environment variables, no sockets, no stdin; stdout and stderr go
-    /// to the host's stderr.
+    /// line by line to the host's log, tagged with the plugin's name and
+    /// bounded (see [`super::output`]).
     pub(crate) fn new(plugin: &str, grants: &Grants, limits: &Limits) -> Result<Self, PluginError> {
+        let stdout = LogPipe::new(plugin, Stream::Stdout);
+        let stderr = LogPipe::new(plugin, Stream::Stderr);
         let mut b = WasiCtxBuilder::new();
         b.allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
-            .inherit_stderr();
+            .stdout(stdout.clone())
+            .stderr(stderr.clone());
         for dir in &grants.read_dirs {
             let guest = dir.to_string_lossy();
             b.preopened_dir(dir, guest.as_ref(), FsPerms::ReadOnly)
@@ -45,9 +52,19 @@ impl HostState {
         Ok(HostState {
             plugin: plugin.to_owned(),
             wasi: b.build(),
+            stdout,
+            stderr,
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(limits.memory_bytes),
         })
+    }
+}
+
+impl HostState {
+    /// Logs what the plugin wrote without a final newline (after a call).
+    pub(crate) fn flush_output(&self) {
+        self.stdout.flush_line();
+        self.stderr.flush_line();
     }
 }
 

@@ -93,6 +93,7 @@ impl Sandbox {
         self.store.data_mut().limiter.denied = false;
         let start = Instant::now();
         let result = f(&mut self.store);
+        self.store.data().flush_output();
         self.stats.calls += 1;
         self.stats.busy += start.elapsed();
         let limiter = &self.store.data().limiter;

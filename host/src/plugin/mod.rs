@@ -11,19 +11,23 @@
 //! costs microseconds. Each instance has its own `Store` with a memory cap
 //! and a per-call wall-time deadline (epoch interruption), and sees only the
 //! directories and environment variables its [`Grants`] list: no network,
-//! no other files, no environment.
+//! no other files, no environment. What it writes to stdout and stderr goes
+//! to the host's log line by line, tagged with its name, at most 64 KiB per
+//! 10 s per stream.
 
 mod cache;
 mod error;
 mod host;
 mod instance;
 mod load;
+mod output;
 
 pub use error::{PluginError, PluginErrorKind};
 pub use instance::{
     AlarmRule, CallStats, Collector, Decoded, Decoder, Instance, RejectedLine, Transformer,
 };
 pub use load::{Plugin, PluginSource, World};
+pub use output::{MAX_LINE_BYTES, OUTPUT_BUDGET_BYTES, OUTPUT_WINDOW};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

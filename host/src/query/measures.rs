@@ -56,9 +56,9 @@ pub enum MeasuresError {
         /// ` at granularity …`, or "".
         granularity: String,
     },
-    /// Reading the archive failed.
+    /// Reading the archive failed, or the method is missing.
     #[error(transparent)]
-    Read(#[from] anyhow::Error),
+    Read(#[from] reader::ReadError),
 }
 
 /// Runs `q` over the archive at `root`: one [`SeriesPoints`] per series and
@@ -77,26 +77,22 @@ pub fn measures(
         if q.aggregation.rate {
             return Err(MeasuresError::ResampleRate(q.aggregation.to_string()));
         }
-        let r = q.resample.unwrap_or(g);
-        if r % g != 0 {
+        if let Some(r) = q.resample
+            && r % g != 0
+        {
             return Err(MeasuresError::ResampleNotMultiple {
                 resample_s: r as f64 / 1e9,
                 granularity_s: g as f64 / 1e9,
             });
         }
     }
-    // Read from the earliest floor any granularity can have; each series
-    // is then cut at its own floored start.
-    let read_start = q.start.map(|s| match q.granularity {
-        Some(g) => floor(s, g),
-        None => {
-            let coarsest = reader::granularities(root)
-                .ok()
-                .and_then(|g| g.last().copied())
-                .unwrap_or(1);
-            floor(s, coarsest)
-        }
-    });
+    // Read from the earliest floor of any granularity; each series is then
+    // cut at its own floored start.
+    let read_start = match (q.start, q.granularity) {
+        (Some(s), Some(g)) => Some(floor(s, g)),
+        (Some(s), None) => Some(reader::earliest_floor(root, s)?),
+        (None, _) => None,
+    };
     let sel = Selection {
         metric: q.metric.clone(),
         resource: q.resource.clone(),

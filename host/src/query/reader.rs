@@ -18,8 +18,7 @@ use parquet::file::statistics::Statistics;
 use crate::archive::{date_start, parquet_files, partitions};
 use crate::rollup::AggregationMethod;
 
-/// Nanoseconds in a day.
-const DAY_NS: i64 = 86_400 * 1_000_000_000;
+use crate::archive::DAY_NS;
 
 /// What to read.
 #[derive(Debug, Clone)]
@@ -94,25 +93,72 @@ pub struct ScanStats {
     pub rows_read: u64,
 }
 
+/// Why a read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The metric is archived, but no policy holding it has the method.
+    #[error("the archive policy of {metric} has no method column {column} (it has: {available})")]
+    MissingMethod {
+        /// The metric.
+        metric: String,
+        /// The method's column name (`pct95`, `rate_mean`).
+        column: String,
+        /// The method columns the metric's files have, comma-separated.
+        available: String,
+    },
+    /// The archive cannot be read (I/O, Parquet, a foreign file), naming
+    /// the file.
+    #[error("{0:#}")]
+    Archive(#[from] anyhow::Error),
+}
+
+/// The earliest bucket start any granularity under `root` floors `start`
+/// to: where a read from `start` must begin so that every granularity's
+/// floored start is included (granularities need not divide each other).
+///
+/// # Errors
+/// I/O errors.
+pub fn earliest_floor(root: &Path, start: i64) -> Result<i64, ReadError> {
+    Ok(granularities(root)?
+        .into_iter()
+        .map(|g| crate::rollup::floor(start, g))
+        .min()
+        .unwrap_or(start))
+}
+
 /// Reads `method` of the series `sel` picks from every policy under
 /// `root`. Returns the series sorted by granularity (coarsest first), then
 /// series key, and what was touched.
 ///
 /// # Errors
-/// I/O and Parquet errors, naming the file; `method` missing from a file
-/// that holds the metric: "the archive policy of METRIC has no method M
-/// (it has: …)".
+/// [`ReadError::Archive`] for I/O and Parquet errors, naming the file;
+/// [`ReadError::MissingMethod`] when files hold the metric but none of
+/// them has the method (files of other policies that merely may hold it
+/// are skipped).
 pub fn read(
     root: &Path,
     sel: &Selection,
     method: AggregationMethod,
-) -> anyhow::Result<(Vec<SeriesPoints>, ScanStats)> {
+) -> Result<(Vec<SeriesPoints>, ScanStats), ReadError> {
     let mut stats = ScanStats::default();
     let column = method.column_name();
     let mut out: BTreeMap<(std::cmp::Reverse<i64>, SeriesKey), SeriesPoints> = BTreeMap::new();
+    let mut lacking: Option<String> = None;
     for file in files(root, sel)? {
-        read_file(&file, sel, &column, &mut stats, &mut out)
+        let found = read_file(&file, sel, &column, &mut stats, &mut out)
             .with_context(|| format!("reading {}", file.display()))?;
+        if let FileRead::LacksMethod(available) = found {
+            lacking = Some(available);
+        }
+    }
+    if out.is_empty()
+        && let Some(available) = lacking
+    {
+        return Err(ReadError::MissingMethod {
+            metric: sel.metric.clone(),
+            column,
+            available,
+        });
     }
     let mut series: Vec<SeriesPoints> = out.into_values().collect();
     for s in &mut series {
@@ -126,7 +172,7 @@ pub fn read(
 ///
 /// # Errors
 /// I/O errors.
-pub fn granularities(root: &Path) -> anyhow::Result<Vec<i64>> {
+pub fn granularities(root: &Path) -> Result<Vec<i64>, ReadError> {
     let mut out = Vec::new();
     for (_, dir) in policy_dirs(root)? {
         for (g, _) in granularity_dirs(&dir)? {
@@ -154,29 +200,33 @@ fn sort_points(s: &mut SeriesPoints) {
 }
 
 /// `policy=` folders under `root`, by name.
-fn policy_dirs(root: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
+fn policy_dirs(root: &Path) -> Result<Vec<(String, PathBuf)>, ReadError> {
     named_dirs(root, "policy=")
 }
 
 /// `granularity=` folders (as ns) under a policy folder.
-fn granularity_dirs(dir: &Path) -> anyhow::Result<Vec<(i64, PathBuf)>> {
+fn granularity_dirs(dir: &Path) -> Result<Vec<(i64, PathBuf)>, ReadError> {
     Ok(named_dirs(dir, "granularity=")?
         .into_iter()
         .filter_map(|(g, p)| g.parse::<i64>().ok().map(|s| (s * 1_000_000_000, p)))
         .collect())
 }
 
-fn named_dirs(dir: &Path, prefix: &str) -> anyhow::Result<Vec<(String, PathBuf)>> {
+fn named_dirs(dir: &Path, prefix: &str) -> Result<Vec<(String, PathBuf)>, ReadError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            anyhow::bail!("no archive at {}", dir.display())
+            return Err(anyhow::anyhow!("no archive at {}", dir.display()).into());
         }
-        Err(e) => return Err(e).with_context(|| format!("cannot list {}", dir.display())),
+        Err(e) => {
+            return Err(anyhow::Error::new(e)
+                .context(format!("cannot list {}", dir.display()))
+                .into());
+        }
     };
     let mut out = Vec::new();
     for e in entries {
-        let path = e?.path();
+        let path = e.map_err(anyhow::Error::new)?.path();
         if let Some(v) = path
             .file_name()
             .and_then(|n| n.to_str())
@@ -190,7 +240,7 @@ fn named_dirs(dir: &Path, prefix: &str) -> anyhow::Result<Vec<(String, PathBuf)>
 }
 
 /// The files whose folders can hold rows of `sel`.
-fn files(root: &Path, sel: &Selection) -> anyhow::Result<Vec<PathBuf>> {
+fn files(root: &Path, sel: &Selection) -> Result<Vec<PathBuf>, ReadError> {
     let mut out = Vec::new();
     for (_, policy) in policy_dirs(root)? {
         for (g, dir) in granularity_dirs(&policy)? {
@@ -214,13 +264,22 @@ fn files(root: &Path, sel: &Selection) -> anyhow::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// What reading one file found.
+enum FileRead {
+    /// Rows were collected (or none matched).
+    Read,
+    /// The file holds the metric but not the method's column: the method
+    /// columns it has.
+    LacksMethod(String),
+}
+
 fn read_file(
     path: &Path,
     sel: &Selection,
     column: &str,
     stats: &mut ScanStats,
     out: &mut BTreeMap<(std::cmp::Reverse<i64>, SeriesKey), SeriesPoints>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<FileRead> {
     let file = std::fs::File::open(path)?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
     stats.files += 1;
@@ -255,20 +314,38 @@ fn read_file(
         .collect();
     stats.row_groups_total += meta.num_row_groups() as u64;
     if groups.is_empty() {
-        return Ok(());
+        return Ok(FileRead::Read);
     }
     let schema = builder.schema().clone();
     let Ok(value_idx) = schema.index_of(column) else {
-        // Only an error when the file holds the metric at all.
-        let names: Vec<&str> = schema.fields()[6..]
+        // A file of another policy whose statistics merely span the
+        // metric is no error: only one that really holds it lacks the
+        // method.
+        let metric_idx = schema.index_of("metric")?;
+        let holds = builder
+            .with_row_groups(groups)
+            .with_projection(ProjectionMask::roots(descr, [metric_idx]))
+            .build()?
+            .any(|b| {
+                b.ok().is_some_and(|b| {
+                    b.column(0)
+                        .as_dictionary_opt::<Int32Type>()
+                        .is_some_and(|d| {
+                            let names = d.values().as_string::<i32>();
+                            (0..names.len()).any(|i| names.value(i) == sel.metric)
+                        })
+                })
+            });
+        if !holds {
+            return Ok(FileRead::Read);
+        }
+        let names: Vec<&str> = schema
+            .fields()
             .iter()
+            .skip(6)
             .map(|f| f.name().as_str())
             .collect();
-        anyhow::bail!(
-            "the archive policy of {} has no method column {column} (it has: {})",
-            sel.metric,
-            names.join(", ")
-        );
+        return Ok(FileRead::LacksMethod(names.join(", ")));
     };
     let roots: Vec<usize> = [
         "timestamp",
@@ -294,7 +371,7 @@ fn read_file(
         stats.rows_read += batch.num_rows() as u64;
         collect(&batch, sel, out)?;
     }
-    Ok(())
+    Ok(FileRead::Read)
 }
 
 /// False when the row group's statistics prove it holds no row of `sel`.
@@ -441,19 +518,17 @@ fn collect(
             ));
         }
         let map_key = current.as_ref().expect("set above");
-        if !out.contains_key(map_key) {
-            out.insert(
-                map_key.clone(),
-                SeriesPoints {
-                    key: map_key.1.clone(),
-                    unit: unit_names.value(unit.keys().value(row) as usize).to_owned(),
-                    granularity: g,
-                    timestamps: Vec::new(),
-                    values: Vec::new(),
-                },
-            );
-        }
-        let entry = out.get_mut(map_key).expect("inserted above");
+        // A lookup by reference per row; the key is cloned once per series.
+        let entry = match out.get_mut(map_key) {
+            Some(entry) => entry,
+            None => out.entry(map_key.clone()).or_insert_with(|| SeriesPoints {
+                key: map_key.1.clone(),
+                unit: unit_names.value(unit.keys().value(row) as usize).to_owned(),
+                granularity: g,
+                timestamps: Vec::new(),
+                values: Vec::new(),
+            }),
+        };
         entry.timestamps.push(t);
         entry.values.push(value.value(row));
     }
@@ -470,18 +545,86 @@ mod tests {
     use crate::rollup::{ArchivePolicy, ClosedRow, ClosedRows, SeriesInfo};
 
     fn hourly() -> ArchivePolicy {
+        policy("hourly", &["mean", "max"])
+    }
+
+    fn policy(name: &str, methods: &[&str]) -> ArchivePolicy {
         RawArchivePolicy {
-            name: "hourly".into(),
+            name: name.into(),
             back_window: 0,
             definition: vec![RawPolicyItem {
                 granularity: Some(RawDuration::Seconds(3600.0)),
                 points: None,
                 timespan: Some(RawDuration::Seconds(86_400.0 * 60.0)),
             }],
-            aggregation_methods: Some(vec!["mean".into(), "max".into()]),
+            aggregation_methods: Some(methods.iter().map(|m| (*m).to_owned()).collect()),
         }
         .build()
         .unwrap()
+    }
+
+    fn row(metric: &str, values: Vec<Option<f64>>) -> ClosedRow {
+        ClosedRow {
+            timestamp: T0,
+            series: Arc::new(SeriesInfo {
+                metric: metric.into(),
+                resource_id: "r".into(),
+                unit: "1".into(),
+                attributes: vec![],
+            }),
+            values,
+        }
+    }
+
+    /// A file of another policy whose metric range merely spans the metric
+    /// does not make its method "missing".
+    #[test]
+    fn another_policys_file_spanning_the_metric_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let policies: Arc<[ArchivePolicy]> = vec![
+            policy("pcts", &["mean", "95pct"]),
+            policy("plain", &["mean"]),
+        ]
+        .into();
+        let mut w = ArchiveWriter::new(dir.path(), policies, BTreeMap::new());
+        w.write(
+            0,
+            0,
+            &ClosedRows {
+                rows: vec![row("memory.used", vec![Some(1.0), Some(2.0)])],
+            },
+        )
+        .unwrap();
+        w.write(
+            1,
+            0,
+            &ClosedRows {
+                rows: vec![
+                    row("load.1m", vec![Some(3.0)]),
+                    row("wasmeter.x", vec![Some(4.0)]),
+                ],
+            },
+        )
+        .unwrap();
+        let sel = Selection {
+            metric: "memory.used".into(),
+            resource: None,
+            granularity: None,
+            start: None,
+            stop: None,
+        };
+        let (got, _) = read(dir.path(), &sel, AggregationMethod::parse("95pct").unwrap()).unwrap();
+        assert_eq!(got[0].values, [2.0]);
+        // load.1m's own policy lacks it: that is the error.
+        let sel = Selection {
+            metric: "load.1m".into(),
+            ..sel
+        };
+        let e = read(dir.path(), &sel, AggregationMethod::parse("95pct").unwrap()).unwrap_err();
+        assert!(
+            matches!(e, ReadError::MissingMethod { ref available, .. } if available == "mean"),
+            "{e}"
+        );
     }
 
     /// 2024-01-01T00:00:00Z, ns.

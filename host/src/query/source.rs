@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::aggregates::{Points, QueryError, Source};
 use super::reader::{self, Selection, SeriesPoints};
-use crate::rollup::{AggregationMethod, floor};
+use crate::rollup::AggregationMethod;
 
 /// Series of the archive at `root`, read on demand.
 pub struct ArchiveSource {
@@ -55,22 +55,22 @@ impl ArchiveSource {
                 aggregation: aggregation.to_owned(),
             }
         })?;
-        // The coarsest granularity's floor bounds every granularity's.
-        let coarsest = reader::granularities(&self.root)
-            .map_err(|e| QueryError::Source(e.into()))?
-            .last()
-            .copied()
-            .unwrap_or(1);
+        let start = match self.start {
+            Some(s) => Some(
+                reader::earliest_floor(&self.root, s).map_err(|e| QueryError::Source(e.into()))?,
+            ),
+            None => None,
+        };
         let sel = Selection {
             metric: name.to_owned(),
             resource: self.resource.clone(),
             granularity: None,
-            start: self.start.map(|s| floor(s, coarsest)),
+            start,
             stop: self.stop,
         };
         let series = match reader::read(&self.root, &sel, method) {
             Ok((series, _)) => series,
-            Err(e) if format!("{e:#}").contains("has no method column") => {
+            Err(reader::ReadError::MissingMethod { .. }) => {
                 return Err(QueryError::UnknownAggregation {
                     name: name.to_owned(),
                     aggregation: aggregation.to_owned(),

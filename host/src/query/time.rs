@@ -87,6 +87,16 @@ pub fn parse_granularity(s: &str) -> Result<i64, String> {
     Ok(ns)
 }
 
+/// A granularity in ns as seconds, without a needless fraction: `60`,
+/// `0.5`.
+pub fn format_seconds(ns: i64) -> String {
+    if ns % 1_000_000_000 == 0 {
+        (ns / 1_000_000_000).to_string()
+    } else {
+        (ns as f64 / 1e9).to_string()
+    }
+}
+
 /// RFC 3339 in UTC, with as many fractional digits as needed: how times
 /// are printed.
 pub fn format_time(ns: i64) -> String {

@@ -653,8 +653,8 @@ fn combine(op: BinaryOp, l: Series, r: Series) -> Result<Series, QueryError> {
         return Err(QueryError::IncompatibleSeries {
             message: format!(
                 "different granularities {}s <> {}s",
-                super::seconds(l.granularity),
-                super::seconds(r.granularity)
+                crate::query::time::format_seconds(l.granularity),
+                crate::query::time::format_seconds(r.granularity)
             ),
         });
     }

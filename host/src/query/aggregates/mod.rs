@@ -472,7 +472,7 @@ pub enum QueryError {
     /// `granularity` was given and a referenced metric lacks it.
     #[error(
         "aggregation method '{aggregation}' at granularity '{}' for metric {name} does not exist",
-        seconds(*granularity)
+        crate::query::time::format_seconds(*granularity)
     )]
     MissingGranularity {
         /// The metric name.
@@ -542,30 +542,4 @@ pub enum QueryError {
     /// The [`Source`] could not read the archive.
     #[error("reading the archive: {0}")]
     Source(#[source] Box<dyn std::error::Error + Send + Sync>),
-}
-
-/// A granularity in seconds, for messages: `60`, `0.5`.
-fn seconds(ns: i64) -> String {
-    if ns % 1_000_000_000 == 0 {
-        (ns / 1_000_000_000).to_string()
-    } else {
-        (ns as f64 / 1e9).to_string()
-    }
-}
-
-/// Parses a granularity as Gnocchi takes it: seconds (`60`, `0.5`) or a
-/// duration (`2m`, `1h30m`, humantime's syntax). Returns ns; `None` when
-/// it is neither, or not positive.
-pub fn parse_granularity(text: &str) -> Option<i64> {
-    let ns = match text.trim().parse::<f64>() {
-        Ok(secs) => {
-            let ns = (secs * 1e9).round();
-            if !ns.is_finite() || ns > i64::MAX as f64 {
-                return None;
-            }
-            ns as i64
-        }
-        Err(_) => i64::try_from(humantime::parse_duration(text.trim()).ok()?.as_nanos()).ok()?,
-    };
-    (ns > 0).then_some(ns)
 }

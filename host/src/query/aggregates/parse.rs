@@ -404,7 +404,7 @@ fn to_operation(node: &Node) -> Result<Operation, QueryError> {
                 }
             };
             let text = atom(&args[1], "a granularity")?;
-            let Some(granularity) = super::parse_granularity(text) else {
+            let Ok(granularity) = crate::query::time::parse_granularity(text) else {
                 return Err(syntax(
                     args[1].position(),
                     format!(

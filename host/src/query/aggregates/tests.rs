@@ -743,9 +743,10 @@ fn fill_parses_gnocchi_values() {
         Fill::parse("zero"),
         Err(QueryError::InvalidOption { option: "fill", .. })
     ));
-    assert_eq!(parse_granularity("90"), Some(90 * S));
-    assert_eq!(parse_granularity("1h30m"), Some(90 * M));
-    assert_eq!(parse_granularity("0"), None);
+    use crate::query::time::parse_granularity;
+    assert_eq!(parse_granularity("90"), Ok(90 * S));
+    assert_eq!(parse_granularity("1h30m"), Ok(90 * M));
+    assert!(parse_granularity("0").is_err());
 }
 
 #[test]
