@@ -114,7 +114,7 @@ fn etc_passwd_is_not_there_without_a_grant() {
     let dir = tempfile::tempdir().unwrap();
     let grants = Grants {
         read_dirs: vec![dir.path().to_path_buf()],
-        env: vec![],
+        ..Grants::default()
     };
     let mut t = Transformer::new(
         hostile(),
@@ -468,4 +468,50 @@ settings = {{ behaviour = "panic" }}
         !err.lines().any(|l| l.starts_with("thread '<unnamed>'")),
         "{err}"
     );
+}
+
+#[test]
+fn http_goes_only_to_granted_hosts() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let target = crate::scrape::serve(&rt, b"hello".to_vec(), "text/plain");
+    let authority = target
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches("/metrics")
+        .to_owned();
+    let port = authority.rsplit_once(':').unwrap().1.to_owned();
+    let with = |http_hosts: Vec<String>| {
+        Transformer::new(
+            hostile(),
+            "fetcher",
+            &[
+                ("behaviour".into(), "http-get".into()),
+                ("authority".into(), authority.clone()),
+            ],
+            &Grants {
+                http_hosts,
+                ..Grants::default()
+            },
+            Limits::default(),
+        )
+        .unwrap()
+    };
+    // No grant, or a grant for another port: denied, nothing sent.
+    for hosts in [
+        vec![],
+        vec![format!("127.0.0.1:{}", port.parse::<u16>().unwrap() ^ 1)],
+    ] {
+        let err = with(hosts).transform(&input()).unwrap_err();
+        assert_eq!(err.kind, PluginErrorKind::Unavailable, "{err}");
+        assert!(err.message.contains("RequestDenied"), "{err}");
+    }
+    assert_eq!(target.hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    // Granted by host:port, or by host alone: the request goes through.
+    for hosts in [vec![authority.clone()], vec!["127.0.0.1".to_owned()]] {
+        let out = with(hosts).transform(&input()).unwrap();
+        let wit = batch::to_wit(&out).unwrap();
+        assert_eq!(wit.values, [200.0]);
+    }
+    assert_eq!(target.hits.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_still_serving();
 }

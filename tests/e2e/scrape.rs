@@ -15,13 +15,17 @@ use crate::support::{data_dir, wasmeter};
 
 /// An HTTP target on 127.0.0.1 answering every GET with `body` and
 /// `content_type`; records the `Accept` header of the last request.
-struct Target {
-    url: String,
-    hits: Arc<AtomicU64>,
+pub(crate) struct Target {
+    pub(crate) url: String,
+    pub(crate) hits: Arc<AtomicU64>,
     accept: Arc<std::sync::Mutex<String>>,
 }
 
-fn serve(rt: &tokio::runtime::Runtime, body: Vec<u8>, content_type: &'static str) -> Target {
+pub(crate) fn serve(
+    rt: &tokio::runtime::Runtime,
+    body: Vec<u8>,
+    content_type: &'static str,
+) -> Target {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let url = format!("http://{}/metrics", listener.local_addr().unwrap());

@@ -379,6 +379,9 @@ struct RawGrants {
     /// Environment variable names the plugin may read.
     #[serde(default)]
     env: Vec<String>,
+    /// Hosts (`host` or `host:port`) the plugin may reach with `wasi:http`.
+    #[serde(default)]
+    http_hosts: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -819,7 +822,8 @@ fn scrape_target(
         None => default_timeout,
     };
     // The host fetches; the decoder gets no files or environment.
-    if !c.grants.read_dirs.is_empty() || !c.grants.env.is_empty() {
+    if !c.grants.read_dirs.is_empty() || !c.grants.env.is_empty() || !c.grants.http_hosts.is_empty()
+    {
         errors.push(src.error(
             Some(raw.span()),
             format!("{field}.grants"),
@@ -887,7 +891,33 @@ fn grants(src: &Source<'_>, raw: &RawGrants, field: &str, errors: &mut Vec<Confi
         .filter(|e| seen.insert(e.as_str()))
         .cloned()
         .collect();
-    Grants { read_dirs, env }
+    let mut http_hosts = Vec::new();
+    for (i, h) in raw.http_hosts.iter().enumerate() {
+        let host = h.get_ref().trim();
+        // A bare authority: no scheme, path, user or wildcard.
+        let valid = !host.is_empty()
+            && !host.contains(['/', '@', '*', ' '])
+            && host.rsplit_once(':').is_none_or(|(h, p)| {
+                h.contains(':') || (!h.is_empty() && p.parse::<u16>().is_ok())
+            });
+        if valid {
+            http_hosts.push(host.to_owned());
+        } else {
+            errors.push(src.error(
+                Some(h.span()),
+                format!("{field}.http_hosts[{i}]"),
+                format!(
+                    "{:?}: expected a host or host:port (e.g. \"api.example.com\", \"127.0.0.1:8080\")",
+                    h.get_ref()
+                ),
+            ));
+        }
+    }
+    Grants {
+        read_dirs,
+        env,
+        http_hosts,
+    }
 }
 
 fn limits(src: &Source<'_>, raw: &RawLimits, field: &str, errors: &mut Vec<ConfigError>) -> Limits {

@@ -3,6 +3,9 @@
 
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{
+    Error as HttpError, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
+};
 
 use super::output::{LogPipe, Stream};
 use super::{Grants, Limits, PluginError, PluginErrorKind};
@@ -13,6 +16,8 @@ use crate::bindings::common::wasmeter::plugin::{log, types};
 pub(crate) struct HostState {
     plugin: String,
     wasi: WasiCtx,
+    http: WasiHttpCtx,
+    http_grant: HttpGrant,
     stdout: LogPipe,
     stderr: LogPipe,
     table: ResourceTable,
@@ -21,7 +26,8 @@ pub(crate) struct HostState {
 
 impl HostState {
     /// A sandbox with exactly `grants`: read-only preopens, allow-listed
-    /// environment variables, no sockets, no stdin; stdout and stderr go
+    /// environment variables, `wasi:http` requests to allow-listed hosts
+    /// only, no sockets, no stdin; stdout and stderr go
     /// line by line to the host's log, tagged with the plugin's name and
     /// bounded (see [`super::output`]).
     pub(crate) fn new(plugin: &str, grants: &Grants, limits: &Limits) -> Result<Self, PluginError> {
@@ -52,6 +58,11 @@ impl HostState {
         Ok(HostState {
             plugin: plugin.to_owned(),
             wasi: b.build(),
+            http: WasiHttpCtx::new(),
+            http_grant: HttpGrant {
+                plugin: plugin.to_owned(),
+                hosts: grants.http_hosts.clone(),
+            },
             stdout,
             stderr,
             table: ResourceTable::new(),
@@ -77,6 +88,84 @@ impl WasiView for HostState {
     }
 }
 
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            hooks: &mut self.http_grant,
+            table: &mut self.table,
+            ctx: &mut self.http,
+        }
+    }
+}
+
+/// The `wasi:http` allow-list of one instance.
+struct HttpGrant {
+    plugin: String,
+    hosts: Vec<String>,
+}
+
+impl HttpGrant {
+    /// True when `host:port` (or `host` alone, for any port) is granted.
+    fn allows(&self, host: &str, port: Option<u16>) -> bool {
+        self.hosts.iter().any(|g| match g.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') || h.ends_with(']') => {
+                h.eq_ignore_ascii_case(host) && port.is_some_and(|port| p == port.to_string())
+            }
+            _ => g.eq_ignore_ascii_case(host),
+        })
+    }
+}
+
+type SendFuture = Box<
+    dyn std::future::Future<
+            Output = Result<
+                (
+                    http::Response<wasmtime_wasi_http::WasiBody>,
+                    Box<dyn std::future::Future<Output = Result<(), HttpError>> + Send>,
+                ),
+                HttpError,
+            >,
+        > + Send,
+>;
+
+impl WasiHttpHooks for HttpGrant {
+    fn send_request(
+        &mut self,
+        request: http::Request<wasmtime_wasi_http::WasiBody>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
+        fut: Box<dyn std::future::Future<Output = Result<(), HttpError>> + Send>,
+    ) -> SendFuture {
+        _ = fut;
+        let uri = request.uri();
+        let host = uri
+            .host()
+            .unwrap_or("")
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let port = uri.port_u16().or(match uri.scheme_str() {
+            Some("http") => Some(80),
+            Some("https") => Some(443),
+            _ => None,
+        });
+        if !self.allows(host, port) {
+            tracing::warn!(
+                plugin = %self.plugin,
+                authority = %uri.authority().map_or("", |a| a.as_str()),
+                "HTTP request denied: the authority is not in grants.http_hosts"
+            );
+            return Box::new(async { Err(HttpError::HttpRequestDenied) });
+        }
+        Box::new(async move {
+            use http_body_util::BodyExt;
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn std::future::Future<Output = _> + Send>,
+            ))
+        })
+    }
+}
+
 impl types::Host for HostState {}
 
 impl log::Host for HostState {
@@ -95,6 +184,7 @@ impl log::Host for HostState {
 /// Adds WASI p2 and wasmeter's host interfaces to `linker`.
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_sync(linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_sync(linker)?;
     crate::bindings::common::Common::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
     Ok(())
 }

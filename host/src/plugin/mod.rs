@@ -62,6 +62,10 @@ pub struct Grants {
     /// Environment variables the plugin may read, by name; their values are
     /// taken from the host's environment when the instance starts.
     pub env: Vec<String>,
+    /// Hosts the plugin may send HTTP requests to (standard `wasi:http`):
+    /// `host` (any port) or `host:port`. A request to any other authority
+    /// fails with `HTTP request denied`, and is logged.
+    pub http_hosts: Vec<String>,
 }
 
 /// Per-instance resource limits.

@@ -298,7 +298,7 @@ fn cpu_util_from_the_real_proc() {
     let proc = PathBuf::from("/proc");
     let grants = Grants {
         read_dirs: vec![proc],
-        env: vec![],
+        ..Grants::default()
     };
     let mut procfs = Collector::new(
         load("procfs"),

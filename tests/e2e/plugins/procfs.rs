@@ -158,7 +158,7 @@ fn collector(root: &Path) -> Collector {
     ];
     let grants = Grants {
         read_dirs: vec![root],
-        env: vec![],
+        ..Grants::default()
     };
     Collector::new(plugin(), "host", &settings, &grants, Limits::default()).unwrap()
 }

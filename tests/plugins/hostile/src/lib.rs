@@ -16,6 +16,7 @@
 //! | `read-passwd`        | reads `/etc/passwd` and returns its length       |
 //! | `open-socket`        | connects to 127.0.0.1:1                          |
 //! | `hoard`              | keeps 8 MiB more per call, returns its input     |
+//! | `http-get`           | GETs `http://{authority}/` with `wasi:http`; returns the status |
 
 use wasmeter_guest::{Batch, BatchBuilder, Error, SampleType, Settings, Transformer};
 
@@ -27,12 +28,21 @@ std::thread_local! {
 /// The configured misdeed.
 pub struct Hostile {
     behaviour: String,
+    /// `host:port` for `http-get`.
+    authority: String,
     every: u64,
     calls: u64,
 }
 
-fn misbehave(behaviour: &str, input: Batch) -> Result<Batch, Error> {
+fn misbehave(behaviour: &str, authority: &str, input: Batch) -> Result<Batch, Error> {
     match behaviour {
+        "http-get" => {
+            let status = http_get(authority)?;
+            let mut b = BatchBuilder::new();
+            let s = b.series("http.status", authority, "1", SampleType::Gauge, &[]);
+            b.push(s, 0, f64::from(status));
+            Ok(b.finish())
+        }
         "identity" => Ok(input),
         "loop" => {
             let mut x: u64 = 0;
@@ -96,15 +106,44 @@ fn misbehave(behaviour: &str, input: Batch) -> Result<Batch, Error> {
     }
 }
 
+/// One GET through `wasi:http`; the response status.
+#[cfg(target_arch = "wasm32")]
+fn http_get(authority: &str) -> Result<u16, Error> {
+    use wasip2::http::outgoing_handler;
+    use wasip2::http::types::{Fields, OutgoingRequest, Scheme};
+    let request = OutgoingRequest::new(Fields::new());
+    let set = request
+        .set_scheme(Some(&Scheme::Http))
+        .and(request.set_authority(Some(authority)))
+        .and(request.set_path_with_query(Some("/")));
+    set.map_err(|()| Error::invalid_settings(format!("bad authority {authority:?}")))?;
+    let response = outgoing_handler::handle(request, None)
+        .map_err(|e| Error::unavailable(format!("http: {e}")))?;
+    response.subscribe().block();
+    let response = response
+        .get()
+        .ok_or_else(|| Error::internal("http: no response"))?
+        .map_err(|()| Error::internal("http: response taken twice"))?
+        .map_err(|e| Error::unavailable(format!("http: {e}")))?;
+    Ok(response.status())
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn http_get(_authority: &str) -> Result<u16, Error> {
+    Err(Error::unavailable("http: only inside a Wasm host"))
+}
+
 impl Transformer for Hostile {
     fn init(settings: Settings) -> Result<Self, Error> {
         let behaviour = settings.get("behaviour").unwrap_or("identity").to_owned();
+        let authority = settings.get("authority").unwrap_or("").to_owned();
         if settings.bool_or("in_init", false)? {
-            misbehave(&behaviour, Batch::empty())?;
+            misbehave(&behaviour, &authority, Batch::empty())?;
         }
         let every = settings.u64_or("every", 1)?.max(1);
         Ok(Hostile {
             behaviour,
+            authority,
             every,
             calls: 0,
         })
@@ -113,7 +152,7 @@ impl Transformer for Hostile {
     fn transform(&mut self, input: Batch) -> Result<Batch, Error> {
         self.calls += 1;
         if self.calls.is_multiple_of(self.every) {
-            misbehave(&self.behaviour, input)
+            misbehave(&self.behaviour, &self.authority, input)
         } else {
             Ok(input)
         }
