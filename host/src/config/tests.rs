@@ -173,3 +173,41 @@ fn unknown_keys_in_several_stages_are_all_reported() {
         "unknown section `alarms` (expected one of archive, telemetry, archive_policy, archive_policy_rule, collector, transformer, alarm, notifier)"
     );
 }
+
+#[test]
+fn http_hosts_are_bare_authorities() {
+    let c = parse(
+        r#"
+[[collector]]
+name = "enrich"
+plugin = "x.wasm"
+interval = "10s"
+grants = { http_hosts = ["api.example.com", "127.0.0.1:8080", "[::1]:9000"] }
+"#,
+    )
+    .unwrap();
+    assert_eq!(
+        c.collectors[0].grants.http_hosts,
+        ["api.example.com", "127.0.0.1:8080", "[::1]:9000"]
+    );
+    let e = parse(
+        r#"
+[[collector]]
+name = "enrich"
+plugin = "x.wasm"
+interval = "10s"
+grants = { http_hosts = ["https://api.example.com/v1", "*.example.com", "host:http"] }
+"#,
+    )
+    .unwrap_err();
+    let fields: Vec<&str> = e.0.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "collector[0].grants.http_hosts[0]",
+            "collector[0].grants.http_hosts[1]",
+            "collector[0].grants.http_hosts[2]"
+        ]
+    );
+    assert!(e.0[0].message.contains("expected a host or host:port"));
+}

@@ -108,10 +108,16 @@ impl HttpGrant {
     /// True when `host:port` (or `host` alone, for any port) is granted.
     fn allows(&self, host: &str, port: Option<u16>) -> bool {
         self.hosts.iter().any(|g| match g.rsplit_once(':') {
+            // `host:port`, `[v6]:port`
             Some((h, p)) if !h.contains(':') || h.ends_with(']') => {
+                let h = h.trim_start_matches('[').trim_end_matches(']');
                 h.eq_ignore_ascii_case(host) && port.is_some_and(|port| p == port.to_string())
             }
-            _ => g.eq_ignore_ascii_case(host),
+            // `host`, `v6`, `[v6]`: any port
+            _ => g
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .eq_ignore_ascii_case(host),
         })
     }
 }
@@ -127,6 +133,30 @@ type SendFuture = Box<
             >,
         > + Send,
 >;
+
+#[cfg(test)]
+mod tests {
+    use super::HttpGrant;
+
+    #[test]
+    fn grants_match_host_and_port() {
+        let g = HttpGrant {
+            plugin: "p".into(),
+            hosts: vec![
+                "api.example.com".into(),
+                "127.0.0.1:8080".into(),
+                "[::1]:9000".into(),
+            ],
+        };
+        assert!(g.allows("api.example.com", Some(443)));
+        assert!(g.allows("API.example.com", Some(80)));
+        assert!(g.allows("127.0.0.1", Some(8080)));
+        assert!(!g.allows("127.0.0.1", Some(8081)));
+        assert!(g.allows("::1", Some(9000)));
+        assert!(!g.allows("::1", Some(9001)));
+        assert!(!g.allows("example.com", Some(443)));
+    }
+}
 
 impl WasiHttpHooks for HttpGrant {
     fn send_request(
