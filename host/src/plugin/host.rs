@@ -134,30 +134,6 @@ type SendFuture = Box<
         > + Send,
 >;
 
-#[cfg(test)]
-mod tests {
-    use super::HttpGrant;
-
-    #[test]
-    fn grants_match_host_and_port() {
-        let g = HttpGrant {
-            plugin: "p".into(),
-            hosts: vec![
-                "api.example.com".into(),
-                "127.0.0.1:8080".into(),
-                "[::1]:9000".into(),
-            ],
-        };
-        assert!(g.allows("api.example.com", Some(443)));
-        assert!(g.allows("API.example.com", Some(80)));
-        assert!(g.allows("127.0.0.1", Some(8080)));
-        assert!(!g.allows("127.0.0.1", Some(8081)));
-        assert!(g.allows("::1", Some(9000)));
-        assert!(!g.allows("::1", Some(9001)));
-        assert!(!g.allows("example.com", Some(443)));
-    }
-}
-
 impl WasiHttpHooks for HttpGrant {
     fn send_request(
         &mut self,
@@ -260,5 +236,29 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         Ok(desired <= 1_000_000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HttpGrant;
+
+    #[test]
+    fn grants_match_host_and_port() {
+        let g = HttpGrant {
+            plugin: "p".into(),
+            hosts: vec![
+                "api.example.com".into(),
+                "127.0.0.1:8080".into(),
+                "[::1]:9000".into(),
+            ],
+        };
+        assert!(g.allows("api.example.com", Some(443)));
+        assert!(g.allows("API.example.com", Some(80)));
+        assert!(g.allows("127.0.0.1", Some(8080)));
+        assert!(!g.allows("127.0.0.1", Some(8081)));
+        assert!(g.allows("::1", Some(9000)));
+        assert!(!g.allows("::1", Some(9001)));
+        assert!(!g.allows("example.com", Some(443)));
     }
 }
