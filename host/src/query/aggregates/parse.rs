@@ -24,6 +24,7 @@ pub fn parse(operations: &str) -> Result<Operation, QueryError> {
             message: format!("invalid JSON: {e}"),
         });
     }
+    check_depth(&chars, json)?;
     let mut reader = Reader {
         chars: &chars,
         at: 0,
@@ -48,6 +49,43 @@ pub fn parse(operations: &str) -> Result<Operation, QueryError> {
         ));
     }
     to_operation(&tree)
+}
+
+/// Deepest nesting of operations accepted: reading, building and
+/// evaluating the tree recurse once per level, so user input must not
+/// choose the stack depth.
+pub const MAX_DEPTH: usize = 64;
+
+/// Fails at the first list opened deeper than [`MAX_DEPTH`] (outside
+/// strings).
+fn check_depth(chars: &[char], json: bool) -> Result<(), QueryError> {
+    let (open, close) = if json { ('[', ']') } else { ('(', ')') };
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (i, &c) in chars.iter().enumerate() {
+        if in_string {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        if c == '"' {
+            in_string = true;
+        } else if c == open {
+            depth += 1;
+            if depth > MAX_DEPTH {
+                return Err(syntax(
+                    i,
+                    format!("operations nested deeper than {MAX_DEPTH} levels"),
+                ));
+            }
+        } else if c == close {
+            depth = depth.saturating_sub(1);
+        }
+    }
+    Ok(())
 }
 
 fn syntax(position: usize, message: impl Into<String>) -> QueryError {

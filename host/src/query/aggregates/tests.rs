@@ -862,3 +862,22 @@ fn invalid_options() {
     assert_eq!(position, 6);
     assert!(message.contains("found the string \"4\""), "{message}");
 }
+
+#[test]
+fn nesting_is_bounded_so_input_cannot_overflow_the_stack() {
+    let deep = format!(
+        "{}(metric (a mean)){}",
+        "(abs ".repeat(100_000),
+        ")".repeat(100_000)
+    );
+    match parse(&deep) {
+        Err(QueryError::Syntax { position, message }) => {
+            assert_eq!(position, 5 * 64);
+            assert_eq!(message, "operations nested deeper than 64 levels");
+        }
+        other => panic!("{other:?}"),
+    }
+    // 64 levels are fine.
+    let ok = format!("{}(metric (a mean)){}", "(abs ".repeat(62), ")".repeat(62));
+    assert!(parse(&ok).is_ok());
+}
