@@ -18,6 +18,7 @@
 //! | [`archive`]  | the Parquet archive: layout, writer, retention            |
 //! | [`query`]    | reading the archive: Gnocchi's measures and aggregates, SQL |
 //! | [`alarm`]    | Aodh's alarms: rules, state machine, notifications        |
+//! | [`samples`]  | sample batches in CSV, JSON lines and Arrow IPC files     |
 //! | [`cli`]      | the `wasmeter` command line                               |
 
 pub mod alarm;
@@ -31,3 +32,4 @@ pub mod pipeline;
 pub mod plugin;
 pub mod query;
 pub mod rollup;
+pub mod samples;

@@ -65,7 +65,12 @@ impl From<anyhow::Error> for Failure {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    // `plugin test` shows everything the plugin logs, debug records too.
+    let default_filter = match &cli.command {
+        Command::Plugin(plugin::PluginCommand::Test(_)) => "info,wasmeter::plugin=trace",
+        _ => "info",
+    };
+    init_tracing(default_filter);
     let result = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Check(args) => check::check(args),
@@ -103,10 +108,10 @@ pub fn main() -> ExitCode {
 /// Logs go to stderr, coloured only on a terminal (a log file or journal
 /// gets plain `key=value` fields); `RUST_LOG` sets the filter (default
 /// `info`).
-fn init_tracing() {
+fn init_tracing(default_filter: &str) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -947,25 +947,30 @@ fn limits(src: &Source<'_>, raw: &RawLimits, field: &str, errors: &mut Vec<Confi
 fn parse_bytes(v: &toml::Value) -> Option<usize> {
     match v {
         toml::Value::Integer(i) => usize::try_from(*i).ok(),
-        toml::Value::String(s) => {
-            let s = s.trim();
-            let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-            let (num, unit) = s.split_at(split);
-            let n: usize = num.parse().ok()?;
-            let mult: usize = match unit.trim() {
-                "" | "B" => 1,
-                "KiB" => 1 << 10,
-                "MiB" => 1 << 20,
-                "GiB" => 1 << 30,
-                "KB" | "kB" => 1_000,
-                "MB" => 1_000_000,
-                "GB" => 1_000_000_000,
-                _ => return None,
-            };
-            n.checked_mul(mult)
-        }
+        toml::Value::String(s) => parse_byte_size(s),
         _ => None,
     }
+}
+
+/// A size in bytes: a plain integer, or with a unit `B`, `KiB`, `MiB`,
+/// `GiB` (powers of 1024) or `KB`, `MB`, `GB` (powers of 1000): `64MiB`.
+/// `None` for anything else, or on overflow.
+pub fn parse_byte_size(s: &str) -> Option<usize> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: usize = num.parse().ok()?;
+    let mult: usize = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" | "kB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        _ => return None,
+    };
+    n.checked_mul(mult)
 }
 
 #[cfg(test)]

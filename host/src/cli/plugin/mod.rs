@@ -7,6 +7,8 @@ use clap::Subcommand;
 use super::Failure;
 use crate::plugin::{Plugin, PluginSource, Runtime};
 
+mod test;
+
 /// Subcommands of `wasmeter plugin`.
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
@@ -16,6 +18,13 @@ pub enum PluginCommand {
         /// A `.wasm` component file, or `builtin:NAME`.
         file: String,
     },
+    /// Runs a plugin once outside any pipeline: a transformer on the
+    /// samples of `--input`, a collector's collect at `--now`, a decoder on
+    /// the bytes of `--input`, an alarm rule on the series of `--input`.
+    /// Prints the output (stdout), the plugin's log, its time and peak
+    /// memory (stderr); with `--expect`, exits 1 unless the output equals
+    /// that file's.
+    Test(Box<test::TestArgs>),
 }
 
 /// Runs a `plugin` subcommand.
@@ -37,5 +46,6 @@ pub fn plugin(cmd: PluginCommand) -> Result<(), Failure> {
             }
             Ok(())
         }
+        PluginCommand::Test(args) => test::run(*args),
     }
 }
