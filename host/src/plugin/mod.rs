@@ -22,6 +22,8 @@ mod instance;
 mod load;
 mod output;
 
+pub mod authoring;
+
 pub use error::{PluginError, PluginErrorKind};
 pub use instance::{
     AlarmRule, CallStats, Collector, Decoded, Decoder, Instance, RejectedLine, Transformer,

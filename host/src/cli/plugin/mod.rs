@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Subcommand;
 
 use super::Failure;
-use crate::plugin::{Plugin, PluginSource, Runtime};
+use crate::plugin::{Plugin, PluginSource, Runtime, World, authoring};
 
 mod test;
 
@@ -25,6 +25,72 @@ pub enum PluginCommand {
     /// memory (stderr); with `--expect`, exits 1 unless the output equals
     /// that file's.
     Test(Box<test::TestArgs>),
+    /// Writes the plugin contract (`wasmeter.wit`) into DIR, for the
+    /// bindings generators of other languages (componentize-py,
+    /// componentize-js, wit-bindgen).
+    Wit {
+        /// The directory to write `wasmeter.wit` into (created if missing).
+        #[arg(default_value = "wit")]
+        dir: PathBuf,
+    },
+    /// Writes C bindings of a world (`<world>.h`, `<world>.c`; wit-bindgen's
+    /// C generator) into DIR.
+    Bindings {
+        /// The language; C is the one whose toolchain has no generator of
+        /// its own.
+        #[arg(long, value_enum, default_value = "c")]
+        lang: BindingsLang,
+        /// The world the plugin implements.
+        #[arg(long, value_enum)]
+        world: WorldArg,
+        /// The directory to write into (created if missing).
+        #[arg(long, short = 'o', default_value = ".")]
+        out: PathBuf,
+    },
+    /// Turns a core Wasm module (C built for wasm32-wasi, preview 1, as a
+    /// reactor) into a plugin component: embeds the world and adapts WASI
+    /// preview 1 to preview 2.
+    Componentize {
+        /// The core module.
+        module: PathBuf,
+        /// The world the module implements.
+        #[arg(long, value_enum)]
+        world: WorldArg,
+        /// The component to write.
+        #[arg(long, short = 'o')]
+        out: PathBuf,
+    },
+}
+
+/// Languages `plugin bindings` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BindingsLang {
+    /// C (and C++), for clang or zig cc with wasi-libc.
+    C,
+}
+
+/// A plugin world, as a command-line value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WorldArg {
+    /// Produces samples on an interval.
+    Collector,
+    /// Batch in, batch out.
+    Transformer,
+    /// Decides ok / alarm / insufficient data per series.
+    AlarmRule,
+    /// Bytes of a wire format in, samples out.
+    Decoder,
+}
+
+impl From<WorldArg> for World {
+    fn from(w: WorldArg) -> World {
+        match w {
+            WorldArg::Collector => World::Collector,
+            WorldArg::Transformer => World::Transformer,
+            WorldArg::AlarmRule => World::AlarmRule,
+            WorldArg::Decoder => World::Decoder,
+        }
+    }
 }
 
 /// Runs a `plugin` subcommand.
@@ -47,5 +113,27 @@ pub fn plugin(cmd: PluginCommand) -> Result<(), Failure> {
             Ok(())
         }
         PluginCommand::Test(args) => test::run(*args),
+        PluginCommand::Wit { dir } => {
+            let path = authoring::write_wit(&dir)?;
+            println!("{}", path.display());
+            Ok(())
+        }
+        PluginCommand::Bindings { lang, world, out } => {
+            let BindingsLang::C = lang;
+            for path in authoring::write_c_bindings(world.into(), &out)? {
+                println!("{}", path.display());
+            }
+            Ok(())
+        }
+        PluginCommand::Componentize { module, world, out } => {
+            let core = std::fs::read(&module)
+                .map_err(|e| Failure::Usage(format!("error: {}: {e}", module.display())))?;
+            let component = authoring::componentize(&core, world.into())
+                .map_err(|e| Failure::Usage(format!("error: {}: {e:#}", module.display())))?;
+            std::fs::write(&out, &component)
+                .map_err(|e| Failure::Runtime(anyhow::anyhow!("{}: {e}", out.display())))?;
+            println!("{}: {} bytes", out.display(), component.len());
+            Ok(())
+        }
     }
 }

@@ -1,0 +1,107 @@
+// unit-conversion transformer in C: `value × scale + offset`, and an
+// optional new unit and metric name. The same plugin, settings and errors
+// as plugins/unit-conversion (Rust); tests/e2e/polyglot.rs proves them
+// equal on one batch.
+//
+// Settings (all optional): scale (default 1), offset (default 0), unit,
+// metric. Bindings: `wasmeter plugin bindings --world transformer`.
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "transformer.h"
+
+static double scale = 1.0;
+static double offset = 0.0;
+static transformer_string_t unit;   // len 0 with ptr NULL: unchanged
+static transformer_string_t metric; // len 0 with ptr NULL: unchanged
+static bool has_unit = false;
+static bool has_metric = false;
+
+static bool key_is(const transformer_string_t *key, const char *name) {
+  size_t n = strlen(name);
+  return key->len == n && memcmp(key->ptr, name, n) == 0;
+}
+
+static void fail(transformer_error_t *err, wasmeter_plugin_types_error_kind_t kind,
+                 const char *message) {
+  err->kind = kind;
+  transformer_string_dup(&err->message, message);
+}
+
+// Parses a whole setting value as a number, as Rust's `f64::from_str`
+// does: no surrounding space, no hexadecimal.
+static bool parse_number(const transformer_string_t *value, double *out) {
+  char buf[128];
+  if (value->len == 0 || value->len >= sizeof buf) return false;
+  memcpy(buf, value->ptr, value->len);
+  buf[value->len] = '\0';
+  if (buf[0] == ' ' || buf[0] == '\t' || strchr(buf, 'x') || strchr(buf, 'X')) return false;
+  char *end = NULL;
+  errno = 0;
+  double v = strtod(buf, &end);
+  if (end != buf + value->len) return false;
+  *out = v;
+  return true;
+}
+
+static bool number_setting(const transformer_tuple2_string_string_t *kv, double *out,
+                           transformer_error_t *err) {
+  if (parse_number(&kv->f1, out)) return true;
+  char message[256];
+  snprintf(message, sizeof message, "setting `%.*s`: expected a number, got \"%.*s\"",
+           (int)kv->f0.len, (const char *)kv->f0.ptr, (int)kv->f1.len,
+           (const char *)kv->f1.ptr);
+  fail(err, WASMETER_PLUGIN_TYPES_ERROR_KIND_INVALID_SETTINGS, message);
+  return false;
+}
+
+bool exports_transformer_init(transformer_settings_t *settings, transformer_error_t *err) {
+  bool ok = true;
+  for (size_t i = 0; ok && i < settings->len; i++) {
+    transformer_tuple2_string_string_t *kv = &settings->ptr[i];
+    if (key_is(&kv->f0, "scale")) {
+      ok = number_setting(kv, &scale, err);
+    } else if (key_is(&kv->f0, "offset")) {
+      ok = number_setting(kv, &offset, err);
+    } else if (key_is(&kv->f0, "unit")) {
+      transformer_string_dup_n(&unit, (const char *)kv->f1.ptr, kv->f1.len);
+      has_unit = true;
+    } else if (key_is(&kv->f0, "metric")) {
+      transformer_string_dup_n(&metric, (const char *)kv->f1.ptr, kv->f1.len);
+      has_metric = true;
+    }
+  }
+  transformer_settings_free(settings);
+  return ok;
+}
+
+bool exports_transformer_transform(transformer_batch_t *input, transformer_batch_t *ret,
+                                   transformer_error_t *err) {
+  (void)err;
+  double *v = input->values.ptr;
+  size_t n = input->values.len;
+  if (offset == 0.0) {
+    // `x + 0.0` would turn -0.0 into +0.0: keep the sign bit.
+    for (size_t i = 0; i < n; i++) v[i] *= scale;
+  } else {
+    for (size_t i = 0; i < n; i++) v[i] = v[i] * scale + offset;
+  }
+  for (size_t i = 0; i < input->series.len; i++) {
+    wasmeter_plugin_types_series_t *s = &input->series.ptr[i];
+    if (has_unit) {
+      transformer_string_free(&s->unit);
+      transformer_string_dup_n(&s->unit, (const char *)unit.ptr, unit.len);
+    }
+    if (has_metric) {
+      transformer_string_free(&s->metric);
+      transformer_string_dup_n(&s->metric, (const char *)metric.ptr, metric.len);
+    }
+  }
+  // The input batch is ours; hand it back as the output.
+  *ret = *input;
+  return true;
+}
