@@ -6,7 +6,7 @@
 // Settings (all optional): scale (default 1), offset (default 0), unit,
 // metric. Bindings: `wasmeter plugin bindings --world transformer`.
 
-#include <errno.h>
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,8 +16,8 @@
 
 static double scale = 1.0;
 static double offset = 0.0;
-static transformer_string_t unit;   // len 0 with ptr NULL: unchanged
-static transformer_string_t metric; // len 0 with ptr NULL: unchanged
+static transformer_string_t unit;   // when has_unit
+static transformer_string_t metric; // when has_metric
 static bool has_unit = false;
 static bool has_metric = false;
 
@@ -32,25 +32,28 @@ static void fail(transformer_error_t *err, wasmeter_plugin_types_error_kind_t ki
   transformer_string_dup(&err->message, message);
 }
 
-// Parses a whole setting value as a number, as Rust's `f64::from_str`
-// does: no surrounding space, no hexadecimal.
+// Parses a setting value as the Rust SDK does (`str::trim`, then
+// `f64::from_str`): surrounding white space is ignored, hexadecimal is not
+// a number.
 static bool parse_number(const transformer_string_t *value, double *out) {
+  const char *p = (const char *)value->ptr;
+  size_t n = value->len;
+  while (n > 0 && isspace((unsigned char)p[0])) p++, n--;
+  while (n > 0 && isspace((unsigned char)p[n - 1])) n--;
   char buf[128];
-  if (value->len == 0 || value->len >= sizeof buf) return false;
-  memcpy(buf, value->ptr, value->len);
-  buf[value->len] = '\0';
-  if (buf[0] == ' ' || buf[0] == '\t' || strchr(buf, 'x') || strchr(buf, 'X')) return false;
+  if (n == 0 || n >= sizeof buf || memchr(p, 'x', n) || memchr(p, 'X', n)) return false;
+  memcpy(buf, p, n);
+  buf[n] = '\0';
   char *end = NULL;
-  errno = 0;
   double v = strtod(buf, &end);
-  if (end != buf + value->len) return false;
+  if (end != buf + n) return false;
   *out = v;
   return true;
 }
 
 static bool number_setting(const transformer_tuple2_string_string_t *kv, double *out,
                            transformer_error_t *err) {
-  if (parse_number(&kv->f1, out)) return true;
+  if (kv == NULL || parse_number(&kv->f1, out)) return true;
   char message[256];
   snprintf(message, sizeof message, "setting `%.*s`: expected a number, got \"%.*s\"",
            (int)kv->f0.len, (const char *)kv->f0.ptr, (int)kv->f1.len,
@@ -60,21 +63,25 @@ static bool number_setting(const transformer_tuple2_string_string_t *kv, double 
 }
 
 bool exports_transformer_init(transformer_settings_t *settings, transformer_error_t *err) {
-  bool ok = true;
-  for (size_t i = 0; ok && i < settings->len; i++) {
+  // A key given twice counts with its last value, as in the Rust SDK.
+  transformer_tuple2_string_string_t *scale_kv = NULL, *offset_kv = NULL;
+  for (size_t i = 0; i < settings->len; i++) {
     transformer_tuple2_string_string_t *kv = &settings->ptr[i];
     if (key_is(&kv->f0, "scale")) {
-      ok = number_setting(kv, &scale, err);
+      scale_kv = kv;
     } else if (key_is(&kv->f0, "offset")) {
-      ok = number_setting(kv, &offset, err);
+      offset_kv = kv;
     } else if (key_is(&kv->f0, "unit")) {
+      if (has_unit) transformer_string_free(&unit);
       transformer_string_dup_n(&unit, (const char *)kv->f1.ptr, kv->f1.len);
       has_unit = true;
     } else if (key_is(&kv->f0, "metric")) {
+      if (has_metric) transformer_string_free(&metric);
       transformer_string_dup_n(&metric, (const char *)kv->f1.ptr, kv->f1.len);
       has_metric = true;
     }
   }
+  bool ok = number_setting(scale_kv, &scale, err) && number_setting(offset_kv, &offset, err);
   transformer_settings_free(settings);
   return ok;
 }

@@ -7,6 +7,7 @@ mod cli;
 mod main_job;
 mod pipeline;
 mod plugins;
+mod polyglot;
 mod query;
 mod reload;
 mod sandbox;

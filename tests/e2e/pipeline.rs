@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use arrow::array::RecordBatch;
 use wasmeter::config::PipelineConfig;
 use wasmeter::pipeline::{Pipeline, RunReport, Sink};
-use wasmeter::plugin::PluginErrorKind;
+use wasmeter::plugin::{PluginErrorKind, Runtime};
 
 use crate::plugins::procfs::FIXTURE_SAMPLES;
 use crate::support::{data_dir, runtime};
@@ -38,6 +38,16 @@ fn run_with_telemetry(
     toml: &str,
     ticks: u64,
 ) -> ((RunReport, Vec<RecordBatch>), Vec<RecordBatch>) {
+    run_on(&runtime(), dir, toml, ticks)
+}
+
+/// As [`run_with_telemetry`], on `runtime`.
+pub(crate) fn run_on(
+    runtime: &Runtime,
+    dir: &Path,
+    toml: &str,
+    ticks: u64,
+) -> ((RunReport, Vec<RecordBatch>), Vec<RecordBatch>) {
     let proc_dir = data_dir()
         .join("node_exporter-fixtures/proc")
         .canonicalize()
@@ -49,7 +59,7 @@ fn run_with_telemetry(
     let sink = Collect::default();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let report = rt.block_on(async {
-        let p = Pipeline::start(&config, &runtime(), sink.clone()).unwrap();
+        let p = Pipeline::start(&config, runtime, sink.clone()).unwrap();
         let stop = p.shutdown_handle();
         // Ticks are 200 ms apart; stop half-way between two ticks.
         let start = std::time::SystemTime::now()

@@ -7,6 +7,7 @@ use clap::Subcommand;
 use super::Failure;
 use crate::plugin::{Plugin, PluginSource, Runtime, World, authoring};
 
+mod new;
 mod test;
 
 /// Subcommands of `wasmeter plugin`.
@@ -25,6 +26,10 @@ pub enum PluginCommand {
     /// memory (stderr); with `--expect`, exits 1 unless the output equals
     /// that file's.
     Test(Box<test::TestArgs>),
+    /// Creates a working plugin project (Rust, Python, JavaScript or C) for
+    /// a world, with `build.sh` and `test.sh` (`plugin test` against its
+    /// own test input and expected output).
+    New(new::NewArgs),
     /// Writes the plugin contract (`wasmeter.wit`) into DIR, for the
     /// bindings generators of other languages (componentize-py,
     /// componentize-js, wit-bindgen).
@@ -113,6 +118,7 @@ pub fn plugin(cmd: PluginCommand) -> Result<(), Failure> {
             Ok(())
         }
         PluginCommand::Test(args) => test::run(*args),
+        PluginCommand::New(args) => new::run(args),
         PluginCommand::Wit { dir } => {
             let path = authoring::write_wit(&dir)?;
             println!("{}", path.display());

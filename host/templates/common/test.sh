@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Builds the plugin, runs it once with `wasmeter plugin test` on test/ and
+# compares its output with the expected file. Exit 0 when they match.
+# WASMETER names the wasmeter binary (default: `wasmeter` on PATH).
+set -euo pipefail
+cd "$(dirname "$0")"
+./build.sh
+"${WASMETER:-wasmeter}" plugin test build/{{name}}.wasm {{test_args}}
