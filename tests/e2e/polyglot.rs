@@ -8,9 +8,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use arrow::array::{AsArray, Float64Array};
-use arrow::datatypes::Int32Type;
-
 use crate::support::{data_dir, wasmeter};
 
 /// The repository's root.
@@ -183,23 +180,13 @@ limits = { memory = "512MiB" }
     assert_eq!(stage.batches, 2, "{lang}");
     let mut rows = Vec::new();
     for b in &batches {
-        let metric = b
-            .column_by_name("metric")
-            .unwrap()
-            .as_dictionary::<Int32Type>();
-        let metrics = metric.downcast_dict::<arrow::array::StringArray>().unwrap();
-        let unit = b
-            .column_by_name("unit")
-            .unwrap()
-            .as_dictionary::<Int32Type>();
-        let units = unit.downcast_dict::<arrow::array::StringArray>().unwrap();
-        let values: &Float64Array = b.column_by_name("value").unwrap().as_primitive();
-        for i in 0..b.num_rows() {
-            if metrics.value(i).starts_with("memory.") {
+        let wit = wasmeter::batch::to_wit(b).unwrap();
+        for row in wasmeter::samples::rows(&wit) {
+            if row.series.metric.starts_with("memory.") {
                 rows.push((
-                    metrics.value(i).to_owned(),
-                    units.value(i).to_owned(),
-                    values.value(i),
+                    row.series.metric.clone(),
+                    row.series.unit.clone(),
+                    row.value,
                 ));
             }
         }
@@ -210,13 +197,163 @@ limits = { memory = "512MiB" }
 #[test]
 fn every_language_gives_the_same_pipeline_output() {
     let rust = memory_in_mib("rust");
-    // MemTotal in the fixture is 15666184 kB: 15666184 / 1024 MiB.
+    // The fixture's meminfo: MemTotal 3742148 kB = 3742148 / 1024 MiB;
+    // six memory meters per collection, two collections.
     assert!(
-        rust.contains(&("memory.total".into(), "MiB".into(), 15_299.007_812_5)),
+        rust.contains(&("memory.total".into(), "MiB".into(), 3_654.441_406_25)),
         "{rust:?}"
     );
-    assert_eq!(rust.len(), 2 * 7);
+    assert!(
+        rust.contains(&("memory.free".into(), "MiB".into(), 220.1875)),
+        "{rust:?}"
+    );
+    assert_eq!(rust.len(), 2 * 6);
     for lang in ["c", "py", "js"] {
         assert_eq!(memory_in_mib(lang), rust, "{lang}");
     }
+}
+
+/// `wasmeter plugin new` for `lang` and `world`, then the project's own
+/// `test.sh` (build, then `plugin test` against its expected output). The
+/// build tools come from the polyglot plugins' builds, so they are
+/// installed once.
+fn scaffold_passes_its_test(lang: &str, world: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("my-{lang}-{world}");
+    let out = wasmeter()
+        .args(["plugin", "new", "--lang", lang, "--world", world, "--dir"])
+        .arg(dir.path())
+        .arg(&name)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let project = dir.path().join(&name);
+    let mut test = std::process::Command::new("bash");
+    test.arg(project.join("test.sh"))
+        .env("WASMETER", env!("CARGO_BIN_EXE_wasmeter"))
+        .env("WASMETER_CACHE_DIR", cache_dir());
+    match lang {
+        "rust" => {
+            // The standard plugins' target dir already holds the SDK's
+            // dependencies for wasm32-wasip2.
+            test.env("CARGO_TARGET_DIR", root().join("target/wasm-plugins"));
+        }
+        "python" => {
+            build("unit-conversion-py");
+            test.env("PY_VENV", root().join("target/polyglot/py-venv"));
+        }
+        "js" => {
+            build("unit-conversion-js");
+            test.env(
+                "COMPONENTIZE_JS",
+                root().join("plugins/unit-conversion-js/node_modules/.bin/componentize-js"),
+            );
+        }
+        "c" => {
+            build("unit-conversion-c");
+            test.env("PY_VENV", root().join("target/polyglot/zig-venv"));
+        }
+        other => panic!("no language {other}"),
+    }
+    let out = test.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{lang} {world}: {}\n{stderr}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let expected = if world == "alarm-rule" {
+        "test/expected.jsonl"
+    } else {
+        "test/expected.csv"
+    };
+    assert!(
+        stderr.contains(&format!("output matches {expected}")),
+        "{lang} {world}: {stderr}"
+    );
+    let built = std::fs::metadata(project.join(format!("build/{name}.wasm"))).unwrap();
+    assert!(built.len() > 0);
+}
+
+macro_rules! scaffold_tests {
+    ($($test:ident: $lang:literal $world:literal,)*) => {$(
+        #[test]
+        fn $test() {
+            scaffold_passes_its_test($lang, $world);
+        }
+    )*};
+}
+
+scaffold_tests! {
+    new_rust_collector_passes_its_test: "rust" "collector",
+    new_rust_transformer_passes_its_test: "rust" "transformer",
+    new_rust_alarm_rule_passes_its_test: "rust" "alarm-rule",
+    new_python_collector_passes_its_test: "python" "collector",
+    new_python_transformer_passes_its_test: "python" "transformer",
+    new_python_alarm_rule_passes_its_test: "python" "alarm-rule",
+    new_js_collector_passes_its_test: "js" "collector",
+    new_js_transformer_passes_its_test: "js" "transformer",
+    new_js_alarm_rule_passes_its_test: "js" "alarm-rule",
+    new_c_collector_passes_its_test: "c" "collector",
+    new_c_transformer_passes_its_test: "c" "transformer",
+    new_c_alarm_rule_passes_its_test: "c" "alarm-rule",
+}
+
+#[test]
+fn plugin_new_refuses_bad_names_and_existing_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str| {
+        wasmeter()
+            .args([
+                "plugin",
+                "new",
+                "--lang",
+                "c",
+                "--world",
+                "collector",
+                "--dir",
+            ])
+            .arg(dir.path())
+            .arg(name)
+            .output()
+            .unwrap()
+    };
+    let out = run("Disk_Usage");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\"Disk_Usage\" is not a plugin name"));
+    assert!(run("disk").status.success());
+    let out = run("disk");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+}
+
+#[test]
+fn componentize_names_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let core = dir.path().join("empty.wasm");
+    std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
+    let out = wasmeter()
+        .args(["plugin", "componentize", "--world", "transformer", "-o"])
+        .arg(dir.path().join("out.wasm"))
+        .arg(&core)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("failed to find export of function `init`"),
+        "{err}"
+    );
+    let out = wasmeter()
+        .args(["plugin", "componentize", "--world", "transformer", "-o"])
+        .arg(dir.path().join("out.wasm"))
+        .arg(wasmeter_plugins::UNIT_CONVERSION.path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already a component"));
 }
