@@ -23,9 +23,11 @@
 //! - Arrow IPC: a file (`ARROW1` magic) with the sample schema of
 //!   [`crate::batch`], e.g. a dead-letter file; recognised by its content.
 //!
-//! Written files use the same shapes: timestamps in RFC 3339 UTC with as
-//! many fractional digits as needed, values in the shortest form that reads
-//! back to the same `f64`, so output can serve as a later `--expect` file.
+//! Written files use the same shapes: timestamps in RFC 3339 UTC (0, 3, 6
+//! or 9 fractional digits, as needed), values in the shortest form that
+//! reads back to the same `f64`, so output can serve as a later `--expect`
+//! file. One exception: CSV cannot tell a label whose value is `""` from no
+//! label (both are an empty cell); JSON lines can.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -177,30 +179,44 @@ fn read_arrow(path: &str, bytes: &[u8]) -> Result<WitBatch, SamplesError> {
     };
     let reader = arrow::ipc::reader::FileReader::try_new(std::io::Cursor::new(bytes), None)
         .map_err(|e| shape(format!("not a readable Arrow IPC file: {e}")))?;
-    let mut out = empty();
+    let mut b = Builder::new();
     for rb in reader {
         let rb = rb.map_err(|e| shape(format!("bad record batch: {e}")))?;
         let wit = batch::to_wit(&rb).map_err(|e| shape(format!("not a sample batch: {e}")))?;
-        append(&mut out, wit);
+        for row in rows(&wit) {
+            b.push(row.series.clone(), row.timestamp, row.value);
+        }
     }
-    Ok(out)
-}
-
-/// Appends `more` to `into`, renumbering its series.
-fn append(into: &mut WitBatch, more: WitBatch) {
-    let base = into.series.len() as u32;
-    into.series.extend(more.series);
-    into.series_index
-        .extend(more.series_index.iter().map(|i| i + base));
-    into.timestamps.extend(more.timestamps);
-    into.values.extend(more.values);
+    Ok(b.batch)
 }
 
 fn read_csv(path: &str, bytes: &[u8]) -> Result<WitBatch, SamplesError> {
+    // Comment (`#`) and blank lines are dropped here rather than by the csv
+    // reader, which would not count them in its line numbers; `lines[i]` is
+    // the file line of the kept line i + 1.
+    let mut kept = Vec::with_capacity(bytes.len());
+    let mut lines = Vec::new();
+    for (n, line) in bytes.split_inclusive(|b| *b == b'\n').enumerate() {
+        let text = line.trim_ascii();
+        if text.is_empty() || text.starts_with(b"#") {
+            continue;
+        }
+        kept.extend_from_slice(line);
+        if !line.ends_with(b"\n") {
+            kept.push(b'\n');
+        }
+        lines.push(n as u64 + 1);
+    }
+    let file_line = |kept_line: u64| {
+        usize::try_from(kept_line)
+            .ok()
+            .and_then(|l| lines.get(l.checked_sub(1)?))
+            .copied()
+            .unwrap_or(kept_line)
+    };
     let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .comment(Some(b'#'))
-        .from_reader(bytes);
+        .trim(csv::Trim::Headers)
+        .from_reader(kept.as_slice());
     let shape = |message: String| SamplesError::Shape {
         path: path.to_owned(),
         message,
@@ -225,6 +241,14 @@ fn read_csv(path: &str, bytes: &[u8]) -> Result<WitBatch, SamplesError> {
         .enumerate()
         .filter_map(|(i, h)| h.strip_prefix("attr.").map(|k| (i, k.to_owned())))
         .collect();
+    for (i, h) in headers.iter().enumerate() {
+        if headers.iter().take(i).any(|earlier| earlier == h) {
+            return Err(shape(format!("column `{h}` appears twice")));
+        }
+        if h == "attr." {
+            return Err(shape("column `attr.` has no label key".into()));
+        }
+    }
     if let Some(unknown) = headers.iter().find(|h| {
         !h.starts_with("attr.")
             && !matches!(
@@ -240,23 +264,28 @@ fn read_csv(path: &str, bytes: &[u8]) -> Result<WitBatch, SamplesError> {
     for record in reader.records() {
         let record = record.map_err(|e| SamplesError::Row {
             path: path.to_owned(),
-            line: e.position().map_or(0, |p| p.line()),
-            message: e.to_string(),
+            line: file_line(e.position().map_or(0, |p| p.line())),
+            message: match e.kind() {
+                csv::ErrorKind::UnequalLengths {
+                    expected_len, len, ..
+                } => format!("{len} fields, the header has {expected_len}"),
+                _ => e.to_string(),
+            },
         })?;
-        let line = record.position().map_or(0, |p| p.line());
+        let line = file_line(record.position().map_or(0, |p| p.line()));
         let bad = |message: String| SamplesError::Row {
             path: path.to_owned(),
             line,
             message,
         };
         let cell = |i: Option<usize>| i.and_then(|i| record.get(i)).unwrap_or("");
-        let timestamp = parse_timestamp(cell(Some(ts_col))).map_err(bad)?;
-        let value = parse_value(cell(Some(value_col))).map_err(bad)?;
+        let timestamp = parse_timestamp(cell(Some(ts_col)).trim()).map_err(bad)?;
+        let value = parse_value(cell(Some(value_col)).trim()).map_err(bad)?;
         let metric = cell(Some(metric_col));
         if metric.is_empty() {
             return Err(bad("metric: empty".into()));
         }
-        let type_ = parse_type(cell(type_col)).map_err(bad)?;
+        let type_ = parse_type(cell(type_col).trim()).map_err(bad)?;
         let mut attributes: Vec<(String, String)> = attr_cols
             .iter()
             .filter_map(|(i, k)| {
@@ -378,14 +407,16 @@ fn parse_timestamp(s: &str) -> Result<i64, String> {
     if let Ok(ns) = s.parse::<i64>() {
         return Ok(ns);
     }
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .and_then(|t| t.timestamp_nanos_opt())
-        .ok_or_else(|| {
+    match DateTime::parse_from_rfc3339(s) {
+        Ok(t) => t.timestamp_nanos_opt().ok_or_else(|| {
             format!(
-                "timestamp: {s:?} is not RFC 3339 (2026-01-01T00:00:00Z) or ns since the Unix epoch"
+                "timestamp: {s:?} is outside the range of ns since the Unix epoch (1677 to 2262)"
             )
-        })
+        }),
+        Err(_) => Err(format!(
+            "timestamp: {s:?} is not RFC 3339 (2026-01-01T00:00:00Z) or ns since the Unix epoch"
+        )),
+    }
 }
 
 fn parse_value(s: &str) -> Result<f64, String> {
@@ -407,8 +438,8 @@ fn parse_type(s: &str) -> Result<SampleType, String> {
         .ok_or_else(|| format!("type: {s:?} is not gauge, delta or cumulative"))
 }
 
-/// A timestamp as written: RFC 3339 in UTC, fractional digits as needed;
-/// the integer of ns where chrono cannot represent it.
+/// A timestamp as written: RFC 3339 in UTC, with 0, 3, 6 or 9 fractional
+/// digits, as many as the value needs.
 pub fn format_timestamp(ns: i64) -> String {
     let t = DateTime::<Utc>::from_timestamp_nanos(ns);
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
@@ -658,6 +689,9 @@ mod tests {
         assert_eq!(b.values[3], f64::INFINITY);
         assert_eq!(b.series[0].attributes, vec![("cpu".into(), "0".into())]);
         assert!(b.series[2].attributes.is_empty());
+        let spaced = read_str("s.csv", "timestamp,metric,value\n 0 , m , 1.5 \n").unwrap();
+        assert_eq!(spaced.series[0].metric, " m ");
+        assert_eq!(spaced.values, vec![1.5]);
         assert!(matches!(b.series[2].type_, SampleType::Gauge));
     }
 
@@ -740,6 +774,37 @@ mod tests {
         .to_string();
         assert!(
             err.ends_with("in.jsonl:2: attributes.a: expected a string, found 1"),
+            "{err}"
+        );
+        let err = read_str(
+            "in.csv",
+            "timestamp,metric,value\n# a comment\n\n0,m,1\n0,m,x\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.ends_with("in.csv:5: value: \"x\" is not a number"),
+            "{err}"
+        );
+        let err = read_str("in.csv", "timestamp,metric,value\n\n0,m,1,2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with("in.csv:3: 4 fields, the header has 3"),
+            "{err}"
+        );
+        let err = read_str("in.csv", "timestamp,metric,value,attr.k,attr.k\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.ends_with("column `attr.k` appears twice"), "{err}");
+        let err = read_str(
+            "in.csv",
+            "timestamp,metric,value\n9999-01-01T00:00:00Z,m,1\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("is outside the range of ns since the Unix epoch"),
             "{err}"
         );
         let err = read_str("in.csv", "timestamp,metric,type,value\n0,m,counter,1\n")

@@ -23,11 +23,12 @@ if [ -z "${CC:-}" ]; then
   export ZIG_LOCAL_CACHE_DIR="$root/target/polyglot/zig-cache"
   cc=("$venv/bin/python" -m ziglang cc -target wasm32-wasi)
 else
-  cc=("$CC" --target=wasm32-wasi)
+  read -ra cc <<< "$CC"
+  cc+=(--target=wasm32-wasi)
 fi
 
 "$wasmeter" plugin bindings --world transformer -o "$work/bindings" > /dev/null
-"${cc[@]}" -mexec-model=reactor -O2 -Wall -Werror -Wl,--strip-debug \
+"${cc[@]}" -mexec-model=reactor -O2 -Wall -Werror -Wl,--strip-debug -Wl,-z,stack-size=1048576 \
   -I "$work/bindings" "$here/unit_conversion.c" "$work/bindings/transformer.c" \
   -o "$work/core.wasm"
 "$wasmeter" plugin componentize "$work/core.wasm" --world transformer -o "$out" > /dev/null

@@ -121,12 +121,29 @@ fn converts_exactly(lang: &str) {
         Some(&data.join("celsius.expected.csv")),
     );
     assert!(!ok && err.contains("output differs"), "{lang}: {err}");
-    let (ok, err) = plugin_test(&p, &data.join("celsius.csv"), &["scale=x"], None);
-    assert!(!ok, "{lang}: {err}");
-    assert!(
-        err.contains(r#"invalid-settings: setting `scale`: expected a number, got "x""#),
-        "{lang}: {err}"
+    // Settings the Rust SDK refuses, with its message (the value quoted as
+    // Rust's `{:?}` quotes it), and odd ones it accepts (`str::trim`, then
+    // `f64::from_str`).
+    for bad in ["x", "nan(1)", "0x10", "1e", "a\"b\\c", "1\n2", ""] {
+        let setting = format!("scale={bad}");
+        let (ok, err) = plugin_test(&p, &data.join("celsius.csv"), &[&setting], None);
+        assert!(!ok, "{lang} {bad:?}: {err}");
+        let message = format!("invalid-settings: setting `scale`: expected a number, got {bad:?}");
+        assert!(err.contains(&message), "{lang} {bad:?}: {err}");
+    }
+    for odd in [" +.5e1 ", "2\u{a0}", "INFINITY", "-nan", "5."] {
+        let setting = format!("scale={odd}");
+        let (ok, err) = plugin_test(&p, &data.join("celsius.csv"), &[&setting], None);
+        assert!(ok, "{lang} {odd:?}: {err}");
+    }
+    // A repeated key counts with its last value.
+    let (ok, err) = plugin_test(
+        &p,
+        &data.join("ns.csv"),
+        &["scale=x", "scale=1e-9", "unit=s", "metric=cpu.seconds"],
+        Some(&data.join("ns.expected.csv")),
     );
+    assert!(ok, "{lang}: {err}");
 }
 
 #[test]

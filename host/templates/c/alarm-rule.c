@@ -18,7 +18,8 @@ static void fail(alarm_rule_error_t *err, const char *message) {
 }
 
 static bool threshold(const alarm_rule_settings_t *params, double *out, alarm_rule_error_t *err) {
-  for (size_t i = 0; i < params->len; i++) {
+  // A key given twice counts with its last value.
+  for (size_t i = params->len; i-- > 0;) {
     const alarm_rule_tuple2_string_string_t *kv = &params->ptr[i];
     if (kv->f0.len != 9 || memcmp(kv->f0.ptr, "threshold", 9) != 0) continue;
     char buf[64] = {0};
@@ -55,7 +56,13 @@ bool exports_alarm_rule_evaluate(alarm_rule_settings_t *params,
     return false;
   }
   ret->len = input->len;
-  ret->ptr = calloc(input->len ? input->len : 1, sizeof *ret->ptr);
+  ret->ptr = input->len ? calloc(input->len, sizeof *ret->ptr) : NULL;
+  if (input->len && ret->ptr == NULL) {
+    err->kind = WASMETER_PLUGIN_TYPES_ERROR_KIND_INTERNAL;
+    alarm_rule_string_dup(&err->message, "out of memory");
+    alarm_rule_list_series_aggregates_free(input);
+    return false;
+  }
   for (size_t i = 0; i < input->len; i++) {
     const alarm_rule_list_f64_t *values = &input->ptr[i].values;
     wasmeter_plugin_alarm_evaluation_t *e = &ret->ptr[i];

@@ -5,10 +5,11 @@
 #                PY_VENV may name another venv that has it) for wasm32-wasi,
 #                as a reactor; or $CC (clang with a wasi-sysroot) when set
 #   3. wrap:     `wasmeter plugin componentize` (the world + WASI adapter)
-# WASMETER names the wasmeter binary (default: `wasmeter` on PATH).
+# WASMETER names the wasmeter binary (default: `wasmeter` on PATH, else the
+# one that made this project).
 set -euo pipefail
 cd "$(dirname "$0")"
-wasmeter="${WASMETER:-wasmeter}"
+wasmeter="${WASMETER:-$(command -v wasmeter || echo '{{wasmeter}}')}"
 if [ -z "${CC:-}" ]; then
   venv="${PY_VENV:-.venv}"
   if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import ziglang" 2> /dev/null; then
@@ -17,10 +18,11 @@ if [ -z "${CC:-}" ]; then
   fi
   cc=("$venv/bin/python" -m ziglang cc -target wasm32-wasi)
 else
-  cc=("$CC" --target=wasm32-wasi)
+  read -ra cc <<< "$CC"
+  cc+=(--target=wasm32-wasi)
 fi
 mkdir -p build/bindings
 "$wasmeter" plugin bindings --world {{world}} -o build/bindings > /dev/null
-"${cc[@]}" -mexec-model=reactor -O2 -Wall -Werror -Wl,--strip-debug -I build/bindings \
+"${cc[@]}" -mexec-model=reactor -O2 -Wall -Werror -Wl,--strip-debug -Wl,-z,stack-size=1048576 -I build/bindings \
   plugin.c build/bindings/{{world_snake}}.c -o build/core.wasm
 "$wasmeter" plugin componentize build/core.wasm --world {{world}} -o build/{{name}}.wasm > /dev/null

@@ -13,10 +13,14 @@
 static double factor = 1.0;
 
 bool exports_transformer_init(transformer_settings_t *settings, transformer_error_t *err) {
+  // A key given twice counts with its last value.
+  const transformer_tuple2_string_string_t *kv = NULL;
+  for (size_t i = 0; i < settings->len; i++) {
+    const transformer_string_t *key = &settings->ptr[i].f0;
+    if (key->len == 6 && memcmp(key->ptr, "factor", 6) == 0) kv = &settings->ptr[i];
+  }
   bool ok = true;
-  for (size_t i = 0; ok && i < settings->len; i++) {
-    transformer_tuple2_string_string_t *kv = &settings->ptr[i];
-    if (kv->f0.len != 6 || memcmp(kv->f0.ptr, "factor", 6) != 0) continue;
+  if (kv != NULL) {
     char buf[64] = {0};
     char *end = NULL;
     if (kv->f1.len > 0 && kv->f1.len < sizeof buf) {

@@ -16,7 +16,8 @@ class PluginError extends Error {
 }
 
 function threshold(params) {
-  const found = params.find(([key]) => key === 'threshold');
+  // A key given twice counts with its last value.
+  const found = params.findLast(([key]) => key === 'threshold');
   if (found === undefined) {
     throw new PluginError('invalid-settings', 'missing setting `threshold`');
   }

@@ -16,8 +16,10 @@ class PluginError extends Error {
 let factor = 1;
 
 export function init(settings) {
-  for (const [key, value] of settings) {
-    if (key !== 'factor') continue;
+  // A key given twice counts with its last value.
+  const found = settings.findLast(([key]) => key === 'factor');
+  if (found !== undefined) {
+    const value = found[1];
     const n = value.trim() === '' ? NaN : Number(value);
     if (Number.isNaN(n) && value.trim().toLowerCase() !== 'nan') {
       throw new PluginError(

@@ -14,13 +14,13 @@ _factor = 1.0
 class WitWorld(wit_world.WitWorld):
     def init(self, settings: List[Tuple[str, str]]) -> None:
         global _factor
-        for key, value in settings:
-            if key == "factor":
-                try:
-                    _factor = float(value.strip())
-                except ValueError:
-                    message = f"setting `factor`: expected a number, got {json.dumps(value)}"
-                    raise Err(Error(kind=ErrorKind.INVALID_SETTINGS, message=message))
+        value = dict(settings).get("factor")  # a repeated key: its last value
+        if value is not None:
+            try:
+                _factor = float(value.strip())
+            except ValueError:
+                message = f"setting `factor`: expected a number, got {json.dumps(value)}"
+                raise Err(Error(kind=ErrorKind.INVALID_SETTINGS, message=message))
 
     def transform(self, input: Batch) -> Batch:
         """One call per batch: the values are one column."""

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 
-use super::WorldArg;
 use crate::cli::Failure;
 use crate::plugin::{World, authoring};
 
@@ -22,7 +21,7 @@ pub struct NewArgs {
     pub lang: Lang,
     /// The world the plugin implements.
     #[arg(long, value_enum)]
-    pub world: WorldArg,
+    pub world: NewWorld,
     /// Where to create the project folder.
     #[arg(long, default_value = ".")]
     pub dir: PathBuf,
@@ -30,6 +29,28 @@ pub struct NewArgs {
     /// on (default: the SDK next to this binary's sources).
     #[arg(long)]
     pub sdk: Option<PathBuf>,
+}
+
+/// Worlds `plugin new` scaffolds (a decoder is best started from
+/// `plugins/openmetrics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NewWorld {
+    /// Produces samples on an interval.
+    Collector,
+    /// Batch in, batch out.
+    Transformer,
+    /// Decides ok / alarm / insufficient data per series.
+    AlarmRule,
+}
+
+impl From<NewWorld> for World {
+    fn from(w: NewWorld) -> World {
+        match w {
+            NewWorld::Collector => World::Collector,
+            NewWorld::Transformer => World::Transformer,
+            NewWorld::AlarmRule => World::AlarmRule,
+        }
+    }
 }
 
 /// Languages `plugin new` scaffolds.
@@ -184,11 +205,6 @@ pub fn run(args: NewArgs) -> Result<(), Failure> {
     let usage = |m: String| Failure::Usage(format!("error: {m}"));
     check_name(&args.name).map_err(usage)?;
     let world: World = args.world.into();
-    if world == World::Decoder {
-        return Err(usage(
-            "plugin new makes collectors, transformers and alarm rules; start a decoder from plugins/openmetrics".into(),
-        ));
-    }
     let project = args.dir.join(&args.name);
     if project.exists() {
         return Err(usage(format!("{} already exists", project.display())));
@@ -211,6 +227,12 @@ pub fn run(args: NewArgs) -> Result<(), Failure> {
         ("{{world_snake}}", world.as_str().replace('-', "_")),
         ("{{sdk}}", sdk.display().to_string()),
         ("{{test_args}}", test_args(world).to_owned()),
+        (
+            "{{wasmeter}}",
+            std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "wasmeter".into()),
+        ),
     ];
     let write = |rel: &str, text: &str| -> anyhow::Result<()> {
         let mut text = text.to_owned();
@@ -261,6 +283,7 @@ mod tests {
             "{{world_snake}}",
             "{{sdk}}",
             "{{test_args}}",
+            "{{wasmeter}}",
         ];
         for lang in [Lang::Rust, Lang::Python, Lang::Js, Lang::C] {
             for world in [World::Collector, World::Transformer, World::AlarmRule] {

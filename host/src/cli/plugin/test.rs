@@ -77,7 +77,7 @@ pub struct TestArgs {
 pub enum Format {
     /// A table for people.
     Table,
-    /// CSV, readable back as `--input` or `--expect`.
+    /// CSV, readable back as `--input` or `--expect` (not for alarm rules).
     Csv,
     /// JSON lines, readable back as `--input` or `--expect`.
     Jsonl,
@@ -132,6 +132,15 @@ pub fn run(args: TestArgs) -> Result<(), Failure> {
         }
         _ => {}
     }
+    if world == World::AlarmRule && args.format == Format::Csv {
+        return Err(usage(
+            "an alarm rule's evaluations print as a table or JSON lines (--format jsonl), not CSV"
+                .into(),
+        ));
+    }
+    if args.call_timeout.is_zero() {
+        return Err(usage("--call-timeout: must be more than 0s".into()));
+    }
     if !args.params.is_empty() && world != World::AlarmRule {
         return Err(usage(format!(
             "--param is for alarm rules; this plugin is a {world}"
@@ -153,8 +162,10 @@ pub fn run(args: TestArgs) -> Result<(), Failure> {
     let init_start = Instant::now();
     let (output, stats, init) = match world {
         World::Transformer => {
-            let input = samples_input(args.input.as_deref().unwrap())?;
-            let rb = batch::from_wit(input).map_err(|e| usage(format!("input: {e}")))?;
+            let path = args.input.as_deref().unwrap();
+            let input = samples_input(path)?;
+            let rb =
+                batch::from_wit(input).map_err(|e| usage(format!("{}: {e}", path.display())))?;
             let mut t = Transformer::new(plugin.clone(), &name, &args.settings, &grants, limits)
                 .map_err(failed)?;
             let init = init_start.elapsed();
@@ -339,7 +350,6 @@ fn print_output(output: &Output, format: Format) -> anyhow::Result<()> {
             writeln!(out, "{t}")?;
         }
         (Output::Evaluations(evals), Format::Jsonl | Format::Csv) => {
-            // Evaluations are not samples: JSON lines either way.
             for (s, e) in evals {
                 writeln!(out, "{}", evaluation_json(s, e))?;
             }
@@ -439,10 +449,11 @@ fn expect(path: &Path, output: &Output) -> Result<(), Mismatch> {
                 return Ok(());
             }
             let mut m = format!(
-                "output differs from {}: {} of {} expected samples",
+                "output differs from {}: {} differences (expected {} samples, got {})",
                 path.display(),
                 diffs.len(),
-                expected.values.len()
+                expected.values.len(),
+                batch.values.len()
             );
             for d in diffs.iter().take(SHOWN_DIFFERENCES) {
                 m.push_str(&format!("\n{d}"));
@@ -457,7 +468,7 @@ fn expect(path: &Path, output: &Output) -> Result<(), Mismatch> {
                 .map_err(|e| Mismatch::Unreadable(format!("{}: {e}", path.display())))?;
             let mut expected = Vec::new();
             for (n, line) in text.lines().enumerate() {
-                if line.trim().is_empty() {
+                if line.trim().is_empty() || line.trim_start().starts_with('#') {
                     continue;
                 }
                 let v: serde_json::Value = serde_json::from_str(line).map_err(|e| {
