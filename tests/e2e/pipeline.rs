@@ -26,6 +26,20 @@ impl Sink for Collect {
     }
 }
 
+/// A config's archive section and its `host` collector: `procfs` on the
+/// fixture /proc every 200 ms. Tests append their stages.
+pub(crate) const FIXTURE_HOST: &str = r#"
+[archive]
+data_dir = "data"
+
+[[collector]]
+name = "host"
+plugin = "builtin:procfs"
+interval = "200ms"
+settings = { root = "{proc}" }
+grants = { read_dirs = ["{proc}"] }
+"#;
+
 /// Runs `config` (TOML, `{proc}` replaced by the fixture /proc) until
 /// `ticks` collector ticks have passed.
 fn run(dir: &Path, toml: &str, ticks: u64) -> (RunReport, Vec<RecordBatch>) {
@@ -82,26 +96,20 @@ fn a_trapping_transformer_loses_nothing_and_the_next_batch_goes_through() {
     let dir = tempfile::tempdir().unwrap();
     let ((report, batches), telemetry) = run_with_telemetry(
         dir.path(),
-        r#"
-[archive]
-data_dir = "data"
-
+        [
+            FIXTURE_HOST,
+            r#"
 [telemetry]
 interval = "200ms"
-
-[[collector]]
-name = "host"
-plugin = "builtin:procfs"
-interval = "200ms"
-settings = { root = "{proc}" }
-grants = { read_dirs = ["{proc}"] }
 
 [[transformer]]
 name = "flaky"
 plugin = "flaky.wasm"
 inputs = ["host"]
 settings = { behaviour = "panic", every = 2 }
-"#
+"#,
+        ]
+        .concat()
         .replace("flaky.wasm", wasmeter_plugins::testing::HOSTILE.path)
         .as_str(),
         4,
@@ -177,23 +185,17 @@ fn a_plugin_that_keeps_failing_is_backed_off() {
     let dir = tempfile::tempdir().unwrap();
     let (report, batches) = run(
         dir.path(),
-        r#"
-[archive]
-data_dir = "data"
-
-[[collector]]
-name = "host"
-plugin = "builtin:procfs"
-interval = "200ms"
-settings = { root = "{proc}" }
-grants = { read_dirs = ["{proc}"] }
-
+        [
+            FIXTURE_HOST,
+            r#"
 [[transformer]]
 name = "broken"
 plugin = "hostile.wasm"
 inputs = ["host"]
 settings = { behaviour = "mismatched-columns" }
-"#
+"#,
+        ]
+        .concat()
         .replace("hostile.wasm", wasmeter_plugins::testing::HOSTILE.path)
         .as_str(),
         6,

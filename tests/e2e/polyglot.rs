@@ -171,17 +171,9 @@ fn javascript_converts_units_exactly_like_rust() {
 fn memory_in_mib(lang: &str) -> Vec<(String, String, f64)> {
     let dir = tempfile::tempdir().unwrap();
     let runtime = wasmeter::plugin::Runtime::with_cache_dir(&cache_dir()).unwrap();
-    let toml = r#"
-[archive]
-data_dir = "data"
-
-[[collector]]
-name = "host"
-plugin = "builtin:procfs"
-interval = "200ms"
-settings = { root = "{proc}" }
-grants = { read_dirs = ["{proc}"] }
-
+    let toml = [
+        crate::pipeline::FIXTURE_HOST,
+        r#"
 [[transformer]]
 name = "memory-mib"
 plugin = "PLUGIN"
@@ -189,7 +181,9 @@ inputs = ["host"]
 meters = ["memory.*"]
 settings = { scale = 9.5367431640625e-7, unit = "MiB" }
 limits = { memory = "512MiB" }
-"#
+"#,
+    ]
+    .concat()
     .replace("PLUGIN", &plugin(lang));
     let ((report, batches), _) = crate::pipeline::run_on(&runtime, dir.path(), &toml, 2);
     let stage = &report.stages["memory-mib"];

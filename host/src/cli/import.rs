@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 
-use super::Failure;
+use super::{Failure, key_value};
 use crate::alarm::Notifier;
 use crate::archive::{ArchiveSink, ArchiveWriter, Clock};
 use crate::bindings::{SampleType, WitBatch, WitSeries};
@@ -98,13 +98,6 @@ pub struct ImportArgs {
 
 /// Rows per batch at most.
 const BATCH_ROWS: usize = 65_536;
-
-fn key_value(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
-        _ => Err(format!("{s:?}: expected KEY=VALUE")),
-    }
-}
 
 /// One file's samples: its series and (time, series index, value) rows.
 struct Input {

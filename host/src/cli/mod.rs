@@ -108,6 +108,19 @@ pub fn main() -> ExitCode {
 /// Logs go to stderr, coloured only on a terminal (a log file or journal
 /// gets plain `key=value` fields); `RUST_LOG` sets the filter (default
 /// `info`).
+/// Parses a `KEY=VALUE` argument (`--setting`, `--decoder-setting`).
+pub(crate) fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("{s:?}: expected KEY=VALUE")),
+    }
+}
+
+/// Now, ns since the Unix epoch, UTC (for relative times like `-1h`).
+pub(crate) fn now_ns() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+}
+
 fn init_tracing(default_filter: &str) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

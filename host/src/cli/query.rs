@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 
-use super::Failure;
+use super::{Failure, now_ns};
 use crate::config::PipelineConfig;
 use crate::query::measures::{MeasuresQuery, measures};
 use crate::query::reader::SeriesPoints;
@@ -95,10 +95,6 @@ pub struct MeasuresArgs {
 
 fn usage(flag: &str) -> impl Fn(String) -> Failure + '_ {
     move |e| Failure::Usage(format!("error: {flag}: {e}"))
-}
-
-fn now_ns() -> i64 {
-    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
 }
 
 /// Parses `--resource` into a glob matcher.

@@ -11,7 +11,7 @@ use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 use crate::batch;
 use crate::bindings::WitBatch;
 use crate::bindings::alarm_rule::wasmeter::plugin::alarm::{Evaluation, SeriesAggregates, State};
-use crate::cli::Failure;
+use crate::cli::{Failure, key_value, now_ns};
 use crate::plugin::{
     AlarmRule, CallStats, Collector, Decoder, Grants, Limits, Plugin, PluginSource, Runtime,
     Transformer, World,
@@ -83,13 +83,6 @@ pub enum Format {
     Jsonl,
     /// Nothing (the summary and the comparison still go to stderr).
     None,
-}
-
-fn key_value(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
-        _ => Err(format!("{s:?}: expected KEY=VALUE")),
-    }
 }
 
 fn byte_size(s: &str) -> Result<usize, String> {
@@ -238,12 +231,6 @@ pub fn run(args: TestArgs) -> Result<(), Failure> {
         }
     }
     Ok(())
-}
-
-fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 /// `builtin:NAME` → `NAME`, a file → its stem.
