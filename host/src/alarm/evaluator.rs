@@ -21,7 +21,8 @@ use crate::bindings::{SampleType, WitSeries};
 use crate::config::PipelineConfig;
 use crate::plugin::{AlarmRule, Grants, Limits, Plugin, PluginError, PluginSource, Runtime};
 use crate::rollup::{
-    ArchivePolicy, ClosedRow, ClosedRows, PolicyRules, RollupEngine, SeriesInfo, aggregate, floor,
+    ArchivePolicy, BucketScratch, ClosedRow, ClosedRows, PolicyRules, RollupEngine, SeriesInfo,
+    aggregate, floor,
 };
 
 /// The current-state file's name under the data directory.
@@ -878,12 +879,12 @@ impl AlarmEvaluator {
                 at.entry(ts).or_default().push(v);
             }
         }
-        let (mut sorted, mut ready) = (Vec::new(), false);
+        let mut scratch = BucketScratch::default();
         let points: Vec<(i64, f64)> = at
             .into_iter()
             .filter_map(|(ts, vs)| {
-                ready = false;
-                aggregate(method, &vs, &mut sorted, &mut ready).map(|v| (ts, v))
+                scratch.reset();
+                aggregate(method, &vs, &mut scratch).map(|v| (ts, v))
             })
             .collect();
         let detail =

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use super::reader::{self, ScanStats, Selection, SeriesPoints};
-use crate::rollup::{AggregationMethod, aggregate, floor};
+use crate::rollup::{AggregationMethod, BucketScratch, aggregate, floor};
 
 /// A measures query.
 #[derive(Debug, Clone)]
@@ -132,7 +132,7 @@ pub fn measures(
 pub fn resample(s: &mut SeriesPoints, width: i64, method: AggregationMethod) {
     let mut timestamps = Vec::new();
     let mut values = Vec::new();
-    let mut sorted = Vec::new();
+    let mut scratch = BucketScratch::default();
     let mut i = 0;
     while i < s.timestamps.len() {
         let bucket = floor(s.timestamps[i], width);
@@ -140,8 +140,8 @@ pub fn resample(s: &mut SeriesPoints, width: i64, method: AggregationMethod) {
         while j < s.timestamps.len() && floor(s.timestamps[j], width) == bucket {
             j += 1;
         }
-        let mut ready = false;
-        if let Some(v) = aggregate(method.base, &s.values[i..j], &mut sorted, &mut ready) {
+        scratch.reset();
+        if let Some(v) = aggregate(method.base, &s.values[i..j], &mut scratch) {
             timestamps.push(bucket);
             values.push(v);
         }

@@ -1,11 +1,15 @@
 //! The rollup engine: raw measures in, closed aggregate rows out.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
+
+use rustc_hash::FxBuildHasher;
+use smallvec::SmallVec;
 
 use arrow::array::RecordBatch;
 
-use super::methods::aggregate;
+use super::methods::{BucketScratch, aggregate};
 use super::policy::{ArchivePolicy, PolicyRules};
 use crate::batch::{self, BatchError};
 use crate::bindings::WitSeries;
@@ -38,8 +42,9 @@ pub(super) struct SeriesState {
     pub(super) pred: Option<Point>,
     /// The newest timestamp ever stored for the series.
     pub(super) last: Option<i64>,
-    /// Per policy granularity: start of the first bucket not yet written.
-    pub(super) open_from: Vec<i64>,
+    /// Per policy granularity: start of the first bucket not yet written
+    /// (inline: one cache line less per series and batch).
+    pub(super) open_from: SmallVec<[i64; 4]>,
 }
 
 /// A bucket that was closed and must be written, once.
@@ -99,12 +104,45 @@ pub fn retain(rows: &mut Vec<ClosedRow>, timespan_ns: i64) {
 
 /// A hash of a series' identity (metric, resource, attributes).
 fn identity_hash(metric: &str, resource_id: &str, attributes: &[(String, String)]) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::hash::DefaultHasher::new();
+    // Fx: fast on short strings; equality is checked after the lookup.
+    let mut h = FxBuildHasher.build_hasher();
     metric.hash(&mut h);
     resource_id.hash(&mut h);
     attributes.hash(&mut h);
     h.finish()
+}
+
+/// The index of the first of `points` (sorted by time) stamped at or after
+/// `t`, found by galloping back from the end: O(log k) for an answer k
+/// places from the end, touching only the (cache-warm) tail.
+fn first_at_or_after_from_end(points: &[Point], t: i64) -> usize {
+    let n = points.len();
+    let mut step = 1;
+    let mut hi = n; // points[hi..] are all >= t
+    loop {
+        let probe = n.saturating_sub(step);
+        if probe == 0 || points[probe].0 < t {
+            return probe + points[probe..hi].partition_point(|p| p.0 < t);
+        }
+        hi = probe;
+        step *= 2;
+    }
+}
+
+/// As [`first_at_or_after_from_end`], galloping forward from the start:
+/// O(log k) for an answer k places from the start.
+fn first_at_or_after_from_start(points: &[Point], t: i64) -> usize {
+    let n = points.len();
+    let mut lo = 0; // points[..lo] are all < t
+    let mut step = 1;
+    loop {
+        let probe = (lo + step).min(n);
+        if probe == n || points[probe - 1].0 >= t {
+            return lo + points[lo..probe].partition_point(|p| p.0 < t);
+        }
+        lo = probe;
+        step *= 2;
+    }
 }
 
 /// Floor `ts` to a multiple of `g` since the Unix epoch.
@@ -142,15 +180,16 @@ pub struct RollupEngine {
     pub(super) policies: Arc<[ArchivePolicy]>,
     rules: PolicyRules,
     pub(super) series: Vec<SeriesState>,
-    /// Series ids by a hash of (metric, resource_id, attributes).
-    index: HashMap<u64, Vec<u32>>,
+    /// Series ids by a hash of (metric, resource_id, attributes); inline,
+    /// so a lookup touches one table slot (collisions are rare).
+    index: HashMap<u64, SmallVec<[u32; 2]>, FxBuildHasher>,
     closed: Vec<Vec<ClosedRows>>,
     report: RollupReport,
     // Scratch buffers reused across batches.
     group_offsets: Vec<usize>,
     group_points: Vec<Point>,
     batch_ids: Vec<Option<u32>>,
-    sorted: Vec<f64>,
+    scratch: BucketScratch,
     values: Vec<f64>,
 }
 
@@ -165,13 +204,13 @@ impl RollupEngine {
             policies: policies.into(),
             rules,
             series: Vec::new(),
-            index: HashMap::new(),
+            index: HashMap::default(),
             closed,
             report: RollupReport::default(),
             group_offsets: Vec::new(),
             group_points: Vec::new(),
             batch_ids: Vec::new(),
-            sorted: Vec::new(),
+            scratch: BucketScratch::default(),
             values: Vec::new(),
         }
     }
@@ -291,7 +330,7 @@ impl RollupEngine {
             points: Vec::new(),
             pred: None,
             last: None,
-            open_from: vec![i64::MIN; granularities],
+            open_from: smallvec::smallvec![i64::MIN; granularities],
         });
         id
     }
@@ -335,7 +374,9 @@ impl RollupEngine {
                 continue;
             }
             self.report.accepted += 1;
-            appended_in_order &= st.points.last().is_none_or(|p| p.0 < t);
+            // `last` bounds every stored point and lives in the (warm)
+            // state, unlike the buffer's tail.
+            appended_in_order &= st.last.is_none_or(|l| l < t);
             st.points.push((t, v));
             st.last = Some(st.last.map_or(t, |l| l.max(t)));
         }
@@ -376,6 +417,7 @@ impl RollupEngine {
         let policies = self.policies.clone();
         let policy = &policies[self.series[id].policy];
         let st = &mut self.series[id];
+        let keep_before = st.open_from.iter().copied().min().unwrap_or(i64::MIN);
         for (gi, item) in policy.definition.iter().enumerate() {
             let g = item.granularity_ns();
             // The first bucket still open after closing: its end > close_at.
@@ -383,8 +425,10 @@ impl RollupEngine {
             if new_open <= st.open_from[gi] {
                 continue;
             }
-            let lo = st.points.partition_point(|p| p.0 < st.open_from[gi]);
-            let hi = st.points.partition_point(|p| p.0 < new_open);
+            // Both bounds lie near the end for all but the coarsest
+            // granularity: search from there (the front is cold memory).
+            let lo = first_at_or_after_from_end(&st.points, st.open_from[gi]);
+            let hi = lo + first_at_or_after_from_end(&st.points[lo..], new_open);
             let mut i = lo;
             while i < hi {
                 let bucket = floor(st.points[i].0, g);
@@ -399,7 +443,7 @@ impl RollupEngine {
                     &st.points[i..end],
                     pred,
                     &mut self.values,
-                    &mut self.sorted,
+                    &mut self.scratch,
                 );
                 self.closed[st.policy][gi].rows.push(ClosedRow {
                     timestamp: bucket,
@@ -411,9 +455,14 @@ impl RollupEngine {
             }
             st.open_from[gi] = new_open;
         }
-        // Keep only what open buckets need; remember the predecessor.
+        // Keep only what open buckets need; remember the predecessor. The
+        // buffer holds nothing before the oldest open bucket (ingest refuses
+        // what is older), so only a move of that bucket can free points.
         let keep_from = st.open_from.iter().copied().min().unwrap_or(i64::MIN);
-        let cut = st.points.partition_point(|p| p.0 < keep_from);
+        if keep_from == keep_before {
+            return;
+        }
+        let cut = first_at_or_after_from_start(&st.points, keep_from);
         if cut > 0 {
             st.pred = Some(st.points[cut - 1]);
             st.points.drain(..cut);
@@ -439,10 +488,19 @@ impl RollupEngine {
 
     /// Takes the rows closed so far, per policy and granularity index.
     pub fn take_closed(&mut self) -> Vec<Vec<ClosedRows>> {
+        // Sized as the previous take: one allocation per batch instead of
+        // a chain of doublings (each faulting in fresh pages).
         let empty = self
-            .policies
+            .closed
             .iter()
-            .map(|p| vec![ClosedRows::default(); p.definition.len()])
+            .map(|per_g| {
+                per_g
+                    .iter()
+                    .map(|c| ClosedRows {
+                        rows: Vec::with_capacity(c.rows.len()),
+                    })
+                    .collect()
+            })
             .collect();
         std::mem::replace(&mut self.closed, empty)
     }
@@ -471,7 +529,7 @@ impl RollupEngine {
                     &st.points[i..end],
                     pred,
                     &mut self.values,
-                    &mut self.sorted,
+                    &mut self.scratch,
                 );
                 out.push(ClosedRow {
                     timestamp: bucket,
@@ -493,13 +551,13 @@ fn compute_bucket(
     points: &[Point],
     pred: Option<Point>,
     values: &mut Vec<f64>,
-    sorted: &mut Vec<f64>,
+    scratch: &mut BucketScratch,
 ) -> Vec<Option<f64>> {
     let mut out = Vec::with_capacity(methods.len());
     values.clear();
     values.extend(points.iter().map(|p| p.1));
     let plain_len = values.len();
-    let mut ready = false;
+    scratch.reset();
     let mut diffs_done = false;
     for m in methods {
         if m.rate && !diffs_done {
@@ -513,7 +571,7 @@ fn compute_bucket(
                 prev = Some(p.1);
             }
             diffs_done = true;
-            ready = false;
+            scratch.reset();
         }
         let data = if m.rate {
             &values[plain_len..]
@@ -523,8 +581,32 @@ fn compute_bucket(
         out.push(if data.is_empty() {
             None
         } else {
-            aggregate(m.base, data, sorted, &mut ready)
+            aggregate(m.base, data, scratch)
         });
     }
     out
+}
+
+#[cfg(test)]
+mod search_tests {
+    use super::*;
+
+    #[test]
+    fn galloping_searches_agree_with_binary_search() {
+        for n in 0..40usize {
+            // Timestamps 0, 2, 4, … with a run of duplicates in the middle.
+            let points: Vec<Point> = (0..n)
+                .map(|i| (2 * i as i64 - i64::from(i > n / 2), 0.0))
+                .collect();
+            for t in -2..=(2 * n as i64 + 2) {
+                let want = points.partition_point(|p| p.0 < t);
+                assert_eq!(first_at_or_after_from_end(&points, t), want, "n={n} t={t}");
+                assert_eq!(
+                    first_at_or_after_from_start(&points, t),
+                    want,
+                    "n={n} t={t}"
+                );
+            }
+        }
+    }
 }

@@ -11,57 +11,81 @@ use super::policy::BaseMethod;
 /// bucket; pass `None` on the first call for a bucket.
 ///
 /// Returns `None` where Gnocchi yields no point: `std` of one value.
-pub fn aggregate(
-    method: BaseMethod,
-    values: &[f64],
-    sorted: &mut Vec<f64>,
-    sorted_ready: &mut bool,
-) -> Option<f64> {
+pub fn aggregate(method: BaseMethod, values: &[f64], scratch: &mut BucketScratch) -> Option<f64> {
     debug_assert!(!values.is_empty());
     let n = values.len();
-    let sum = || values.iter().fold(0.0, |acc, v| acc + v);
     Some(match method {
-        BaseMethod::Mean => sum() / n as f64,
-        BaseMethod::Sum => sum(),
+        BaseMethod::Mean => scratch.sum(values) / n as f64,
+        BaseMethod::Sum => scratch.sum(values),
         BaseMethod::Count => n as f64,
-        BaseMethod::Min => extreme(values, f64::min),
-        BaseMethod::Max => extreme(values, f64::max),
+        BaseMethod::Min => extreme(values, |v, m| v < m),
+        BaseMethod::Max => extreme(values, |v, m| v > m),
         BaseMethod::First => values[0],
         BaseMethod::Last => values[n - 1],
         BaseMethod::Std => {
             if n < 2 {
                 return None;
             }
-            let mean = sum() / n as f64;
+            let mean = scratch.sum(values) / n as f64;
             let ss = values
                 .iter()
                 .fold(0.0, |acc, v| acc + (v - mean) * (v - mean));
             (ss / (n - 1) as f64).sqrt()
         }
-        BaseMethod::Median => percentile(sorted_values(values, sorted, sorted_ready), 50),
-        BaseMethod::Pct(q) => percentile(sorted_values(values, sorted, sorted_ready), q),
+        BaseMethod::Median => percentile(scratch.sorted(values), 50),
+        BaseMethod::Pct(q) => percentile(scratch.sorted(values), q),
     })
 }
 
-fn extreme(values: &[f64], pick: fn(f64, f64) -> f64) -> f64 {
-    if values.iter().any(|v| v.is_nan()) {
-        return f64::NAN;
-    }
-    values
-        .iter()
-        .copied()
-        .reduce(pick)
-        .expect("non-empty bucket")
+/// What the methods of one bucket share: its sum and its sorted values,
+/// each computed at most once. [`BucketScratch::reset`] before the next
+/// bucket (or the next set of values of the same bucket).
+#[derive(Debug, Default)]
+pub struct BucketScratch {
+    sum: Option<f64>,
+    sorted: Vec<f64>,
+    sorted_ready: bool,
 }
 
-fn sorted_values<'a>(values: &[f64], sorted: &'a mut Vec<f64>, ready: &mut bool) -> &'a [f64] {
-    if !*ready {
-        sorted.clear();
-        sorted.extend_from_slice(values);
-        sorted.sort_by(f64::total_cmp);
-        *ready = true;
+impl BucketScratch {
+    /// Forgets the cached sum and order (keeps the buffer).
+    pub fn reset(&mut self) {
+        self.sum = None;
+        self.sorted_ready = false;
     }
-    sorted
+
+    /// The sequential sum of `values`.
+    fn sum(&mut self, values: &[f64]) -> f64 {
+        *self
+            .sum
+            .get_or_insert_with(|| values.iter().fold(0.0, |acc, v| acc + v))
+    }
+
+    /// `values` sorted by [`f64::total_cmp`].
+    fn sorted(&mut self, values: &[f64]) -> &[f64] {
+        if !self.sorted_ready {
+            self.sorted.clear();
+            self.sorted.extend_from_slice(values);
+            self.sorted.sort_by(f64::total_cmp);
+            self.sorted_ready = true;
+        }
+        &self.sorted
+    }
+}
+
+/// The value for which `better(v, best)` holds against all others, in one
+/// pass; NaN if any value is NaN.
+fn extreme(values: &[f64], better: fn(f64, f64) -> bool) -> f64 {
+    let mut best = values[0];
+    for &v in values {
+        if v.is_nan() {
+            return f64::NAN;
+        }
+        if better(v, best) {
+            best = v;
+        }
+    }
+    best
 }
 
 /// NumPy's `percentile(v, q, method="linear")` over sorted `v`: virtual
@@ -99,8 +123,20 @@ mod tests {
     use super::*;
 
     fn agg(m: BaseMethod, v: &[f64]) -> Option<f64> {
-        let (mut s, mut ready) = (Vec::new(), false);
-        aggregate(m, v, &mut s, &mut ready)
+        aggregate(m, v, &mut BucketScratch::default())
+    }
+
+    #[test]
+    fn min_max_of_infinities_and_of_one_value() {
+        assert_eq!(
+            agg(BaseMethod::Min, &[3.0, f64::NEG_INFINITY, 1.0]),
+            Some(f64::NEG_INFINITY)
+        );
+        assert_eq!(
+            agg(BaseMethod::Max, &[f64::INFINITY, 2.0]),
+            Some(f64::INFINITY)
+        );
+        assert_eq!(agg(BaseMethod::Min, &[5.0]), Some(5.0));
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub mod policy;
 mod state;
 
 pub use engine::{ClosedRow, ClosedRows, RollupEngine, RollupReport, SeriesInfo, floor, retain};
-pub use methods::aggregate;
+pub use methods::{BucketScratch, aggregate};
 pub use policy::{AggregationMethod, ArchivePolicy, BaseMethod, PolicyItem, PolicyRules};
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use super::{
     BinaryOp, CrossBase, Fill, MetricRef, Operation, Options, Output, Point, QueryError, Source,
     UnaryOp,
 };
-use crate::rollup::{aggregate, floor};
+use crate::rollup::{BucketScratch, aggregate, floor};
 
 /// Evaluates `op` over the series `source` gives, as Gnocchi's
 /// `POST /v1/aggregates` with `options` as its query string.
@@ -456,10 +456,10 @@ fn eval(op: &Operation, grid: &Grid) -> Result<Value, QueryError> {
                     _ => buckets.push((b, i..i + 1)),
                 }
             }
-            let (mut sorted, mut ready) = (Vec::new(), false);
+            let mut scratch = BucketScratch::default();
             let mut reduce = |values: &[f64]| {
-                ready = false;
-                aggregate(*method, values, &mut sorted, &mut ready)
+                scratch.reset();
+                aggregate(*method, values, &mut scratch)
             };
             // Every column has the same bucket sizes, so a bucket without a
             // point (std of one value) is absent from all of them.
