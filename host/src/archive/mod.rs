@@ -167,7 +167,7 @@ impl ArchiveWriter {
         Arc::new(Schema::new(fields))
     }
 
-    fn properties(&self, policy: &ArchivePolicy) -> WriterProperties {
+    fn properties(&self, policy: &ArchivePolicy, batches: &[RecordBatch]) -> WriterProperties {
         let mut meta = vec![
             KeyValue::new(
                 "wasmeter.version".into(),
@@ -196,12 +196,23 @@ impl ArchiveWriter {
             .set_max_row_group_row_count(Some(self.row_group_rows))
             .set_column_dictionary_enabled(ColumnPath::from("timestamp"), false)
             .set_column_encoding(ColumnPath::from("timestamp"), Encoding::DELTA_BINARY_PACKED);
-        // Floats: byte-stream split makes their bytes compress.
+        // Floats: a dictionary where values repeat (counts, integer or
+        // few-decimal gauges, flat lines), else byte-stream split, which
+        // makes their bytes compress. Statistics per column chunk: row
+        // groups are pruned by metric and time, not by aggregate values.
         for m in &policy.aggregation_methods {
-            let col = ColumnPath::from(m.column_name());
+            let name = m.column_name();
+            let col = ColumnPath::from(name.as_str());
+            let repeats = values_repeat(batches, &name);
             b = b
-                .set_column_dictionary_enabled(col.clone(), false)
-                .set_column_encoding(col, Encoding::BYTE_STREAM_SPLIT);
+                .set_column_dictionary_enabled(col.clone(), repeats)
+                .set_column_statistics_enabled(col.clone(), EnabledStatistics::Chunk);
+            if !repeats {
+                b = b.set_column_encoding(col, Encoding::BYTE_STREAM_SPLIT);
+            }
+        }
+        for leaf in ["attributes.entries.keys", "attributes.entries.values", "granularity", "unit"] {
+            b = b.set_column_statistics_enabled(ColumnPath::from(leaf), EnabledStatistics::Chunk);
         }
         b.build()
     }
@@ -270,7 +281,7 @@ impl ArchiveWriter {
         let file = std::fs::File::create(&tmp)
             .with_context(|| format!("cannot create {}", tmp.display()))?;
         let mut w =
-            ArrowWriter::try_new(file, Self::schema(policy), Some(self.properties(policy)))?;
+            ArrowWriter::try_new(file, Self::schema(policy), Some(self.properties(policy, batches)))?;
         for b in batches {
             w.write(b)?;
         }
@@ -421,6 +432,27 @@ fn rows_to_batch(
         ArchiveWriter::schema(policy),
         columns,
     )?)
+}
+
+/// Whether the Float64 column `name` of `batches` has at most one distinct
+/// value (by bit pattern) per four values: then a dictionary beats
+/// byte-stream split.
+fn values_repeat(batches: &[RecordBatch], name: &str) -> bool {
+    let mut distinct = rustc_hash::FxHashSet::default();
+    let mut n = 0usize;
+    for b in batches {
+        let Some(col) = b
+            .column_by_name(name)
+            .and_then(|c| c.as_any().downcast_ref::<arrow::array::Float64Array>())
+        else {
+            continue;
+        };
+        for v in col.iter().flatten() {
+            n += 1;
+            distinct.insert(v.to_bits());
+        }
+    }
+    n > 0 && distinct.len() * 4 <= n
 }
 
 /// Sorts archive rows by (metric, resource_id, attributes, timestamp).
