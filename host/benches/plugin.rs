@@ -13,6 +13,10 @@ use wasmeter::batch;
 use wasmeter::bindings::{SampleType, WitBatch, WitSeries};
 use wasmeter::plugin::{Grants, Limits, Plugin, Runtime, Transformer};
 
+/// The binary's allocator (see `src/main.rs`), so the figures are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const ROWS: usize = 65_536;
 
 fn input(rows: usize) -> WitBatch {
