@@ -211,7 +211,12 @@ impl ArchiveWriter {
                 b = b.set_column_encoding(col, Encoding::BYTE_STREAM_SPLIT);
             }
         }
-        for leaf in ["attributes.entries.keys", "attributes.entries.values", "granularity", "unit"] {
+        for leaf in [
+            "attributes.entries.keys",
+            "attributes.entries.values",
+            "granularity",
+            "unit",
+        ] {
             b = b.set_column_statistics_enabled(ColumnPath::from(leaf), EnabledStatistics::Chunk);
         }
         b.build()
@@ -280,8 +285,11 @@ impl ArchiveWriter {
         let tmp = dir.join(format!(".{name}.tmp"));
         let file = std::fs::File::create(&tmp)
             .with_context(|| format!("cannot create {}", tmp.display()))?;
-        let mut w =
-            ArrowWriter::try_new(file, Self::schema(policy), Some(self.properties(policy, batches)))?;
+        let mut w = ArrowWriter::try_new(
+            file,
+            Self::schema(policy),
+            Some(self.properties(policy, batches)),
+        )?;
         for b in batches {
             w.write(b)?;
         }
