@@ -133,13 +133,14 @@ impl ArchiveSink {
         if let Some((evaluator, _)) = &mut self.alarms {
             evaluator.observe_closed(&closed);
         }
-        for (pi, per_g) in closed.into_iter().enumerate() {
-            for (gi, rows) in per_g.into_iter().enumerate() {
-                if let Err(e) = self.writer.write(pi, gi, &rows) {
+        for (pi, per_g) in closed.iter().enumerate() {
+            for (gi, rows) in per_g.iter().enumerate() {
+                if let Err(e) = self.writer.write(pi, gi, rows) {
                     tracing::error!(rows = rows.rows.len(), "cannot write archive rows: {e:#}");
                 }
             }
         }
+        self.engine.recycle(closed);
         if maintenance {
             for pi in 0..self.engine.policies().len() {
                 for gi in 0..self.engine.policies()[pi].definition.len() {

@@ -184,6 +184,10 @@ pub struct RollupEngine {
     /// so a lookup touches one table slot (collisions are rare).
     index: HashMap<u64, SmallVec<[u32; 2]>, FxBuildHasher>,
     closed: Vec<Vec<ClosedRows>>,
+    /// Emptied buffers of an earlier take, for the next (see `recycle`),
+    /// and the value vectors of its rows.
+    spare: Option<Vec<Vec<ClosedRows>>>,
+    row_pool: Vec<Vec<Option<f64>>>,
     report: RollupReport,
     // Scratch buffers reused across batches.
     group_offsets: Vec<usize>,
@@ -206,6 +210,8 @@ impl RollupEngine {
             series: Vec::new(),
             index: HashMap::default(),
             closed,
+            spare: None,
+            row_pool: Vec::new(),
             report: RollupReport::default(),
             group_offsets: Vec::new(),
             group_points: Vec::new(),
@@ -273,6 +279,15 @@ impl RollupEngine {
             self.group_points[*slot] = (t, v);
             *slot += 1;
         }
+        // Touch each series' raw-buffer tail first. The loads are
+        // independent, so the CPU overlaps their cache and TLB misses (one
+        // per series: the buffers are spread over gigabytes); the pass
+        // below then finds them in cache.
+        let mut touched = 0i64;
+        for id in self.batch_ids.iter().flatten() {
+            touched ^= self.series[*id as usize].points.last().map_or(0, |p| p.0);
+        }
+        std::hint::black_box(touched);
         for (s, wit) in series.iter().enumerate() {
             let (a, b) = (self.group_offsets[s], self.group_offsets[s + 1]);
             if a == b {
@@ -444,6 +459,7 @@ impl RollupEngine {
                     pred,
                     &mut self.values,
                     &mut self.scratch,
+                    self.row_pool.pop().unwrap_or_default(),
                 );
                 self.closed[st.policy][gi].rows.push(ClosedRow {
                     timestamp: bucket,
@@ -488,6 +504,9 @@ impl RollupEngine {
 
     /// Takes the rows closed so far, per policy and granularity index.
     pub fn take_closed(&mut self) -> Vec<Vec<ClosedRows>> {
+        if let Some(spare) = self.spare.take() {
+            return std::mem::replace(&mut self.closed, spare);
+        }
         // Sized as the previous take: one allocation per batch instead of
         // a chain of doublings (each faulting in fresh pages).
         let empty = self
@@ -503,6 +522,26 @@ impl RollupEngine {
             })
             .collect();
         std::mem::replace(&mut self.closed, empty)
+    }
+
+    /// Gives back the buffers of a [`RollupEngine::take_closed`] result
+    /// once its rows are consumed: the next take reuses them, so a steady
+    /// stream of batches allocates no new row buffers (fresh pages cost
+    /// more than the aggregation). A result of another shape is dropped.
+    pub fn recycle(&mut self, mut closed: Vec<Vec<ClosedRows>>) {
+        let same_shape = closed.len() == self.closed.len()
+            && closed
+                .iter()
+                .zip(&self.closed)
+                .all(|(a, b)| a.len() == b.len());
+        if !same_shape {
+            return;
+        }
+        for rows in closed.iter_mut().flatten() {
+            // Keep the rows' value vectors too (bounded by one take).
+            self.row_pool.extend(rows.rows.drain(..).map(|r| r.values));
+        }
+        self.spare = Some(closed);
     }
 
     /// The aggregates of the open (not yet closed) buckets of every series
@@ -530,6 +569,7 @@ impl RollupEngine {
                     pred,
                     &mut self.values,
                     &mut self.scratch,
+                    Vec::new(),
                 );
                 out.push(ClosedRow {
                     timestamp: bucket,
@@ -552,8 +592,10 @@ fn compute_bucket(
     pred: Option<Point>,
     values: &mut Vec<f64>,
     scratch: &mut BucketScratch,
+    mut out: Vec<Option<f64>>,
 ) -> Vec<Option<f64>> {
-    let mut out = Vec::with_capacity(methods.len());
+    out.clear();
+    out.reserve(methods.len());
     values.clear();
     values.extend(points.iter().map(|p| p.1));
     let plain_len = values.len();

@@ -446,3 +446,31 @@ fn idle_series_are_closed_by_advance() {
     ingest(&mut e, &[("12:00:20", 1.0)]);
     assert_eq!(e.report().late.get("m"), Some(&1));
 }
+
+#[test]
+fn recycled_buffers_carry_no_rows_or_values_over() {
+    // Reference C's input (std of [3, 6, 5] and of one value), taken in two
+    // passes with the first take's buffers given back in between.
+    let p = policy(&[(60, None)], 0, &["std", "count", "max"]);
+    let mut e = engine(p.clone());
+    ingest(
+        &mut e,
+        &[("12:00:00", 3.0), ("12:00:04", 6.0), ("12:00:09", 5.0)],
+    );
+    ingest(&mut e, &[("12:01:06", 9.0)]);
+    let first = e.take_closed();
+    assert_eq!(first[0][0].rows.len(), 1);
+    assert_eq!(
+        first[0][0].rows[0].values,
+        // Canonical column order: count, max, std.
+        vec![Some(3.0), Some(6.0), Some(1.5275252316519465)]
+    );
+    e.recycle(first);
+    let rows = close_all(&mut e);
+    assert_eq!(rows[0].len(), 1, "only the 12:01 bucket: {rows:?}");
+    assert_eq!(rows[0][0].0, "12:01:00");
+    assert_eq!(rows[0][0].1, vec![Some(1.0), Some(9.0), None]);
+    // A result of another shape is not taken back.
+    e.recycle(vec![]);
+    assert_eq!(e.take_closed()[0][0].rows.len(), 0);
+}
