@@ -745,12 +745,15 @@ fn attrs_equal(
     if series.len() != range.len() {
         return false;
     }
-    // Map entries may be unsorted in foreign batches: compare as sets.
+    // Map entries may be unsorted in foreign batches: compare as sets,
+    // each of the series' entries matched once (a repeated entry in the
+    // row is no match).
+    let mut matched = vec![false; series.len()];
     range.clone().all(|e| {
         let (k, v) = (keys.value(e), values.value(e));
         series
             .binary_search_by(|(sk, _)| sk.as_str().cmp(k))
-            .is_ok_and(|i| series[i].1 == v)
+            .is_ok_and(|i| series[i].1 == v && !std::mem::replace(&mut matched[i], true))
     })
 }
 

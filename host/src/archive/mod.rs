@@ -212,12 +212,13 @@ impl ArchiveWriter {
             }
         }
         for leaf in [
-            "attributes.entries.keys",
-            "attributes.entries.values",
-            "granularity",
-            "unit",
+            &["attributes", "entries", "keys"][..],
+            &["attributes", "entries", "values"],
+            &["granularity"],
+            &["unit"],
         ] {
-            b = b.set_column_statistics_enabled(ColumnPath::from(leaf), EnabledStatistics::Chunk);
+            let path = ColumnPath::new(leaf.iter().map(|p| p.to_string()).collect());
+            b = b.set_column_statistics_enabled(path, EnabledStatistics::Chunk);
         }
         b.build()
     }

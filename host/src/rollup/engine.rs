@@ -93,6 +93,9 @@ impl RollupReport {
     }
 }
 
+/// Most rows (per granularity) and row value vectors `recycle` keeps.
+const RECYCLE_LIMIT: usize = 1 << 16;
+
 /// Gnocchi's retention over one aggregate series: keeps the rows whose
 /// bucket is strictly after `newest bucket − timespan` (exactly `points`
 /// buckets when the data is dense). `rows` must be in time order.
@@ -538,8 +541,13 @@ impl RollupEngine {
             return;
         }
         for rows in closed.iter_mut().flatten() {
-            // Keep the rows' value vectors too (bounded by one take).
-            self.row_pool.extend(rows.rows.drain(..).map(|r| r.values));
+            // Keep the rows' value vectors too, up to a bound: one large
+            // take (an import's catch-up) must not pin its memory.
+            let room = RECYCLE_LIMIT.saturating_sub(self.row_pool.len());
+            self.row_pool
+                .extend(rows.rows.drain(..).take(room).map(|r| r.values));
+            rows.rows.clear();
+            rows.rows.shrink_to(RECYCLE_LIMIT);
         }
         self.spare = Some(closed);
     }

@@ -7,8 +7,8 @@
 use super::policy::BaseMethod;
 
 /// Computes `method` over `values` (a bucket's values in time order, at
-/// least one). `sorted` caches a sorted copy between the calls of one
-/// bucket; pass `None` on the first call for a bucket.
+/// least one). `scratch` caches the sum and a sorted copy between the
+/// calls of one bucket; [`BucketScratch::reset`] it before the next bucket.
 ///
 /// Returns `None` where Gnocchi yields no point: `std` of one value.
 pub fn aggregate(method: BaseMethod, values: &[f64], scratch: &mut BucketScratch) -> Option<f64> {
