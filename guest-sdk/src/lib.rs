@@ -140,9 +140,11 @@
 
 mod batch;
 mod settings;
+mod values;
 
 pub use batch::{BatchBuilder, Sample};
 pub use settings::Settings;
+pub use values::map_values;
 
 /// The raw wit-bindgen bindings, one module per world. Plugin code rarely
 /// needs these; use the re-exports at the crate root.

@@ -8,6 +8,10 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use wasmeter::batch;
 use wasmeter::bindings::{SampleType, WitBatch, WitSeries};
 
+/// The binary's allocator (see `src/main.rs`), so the figures are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn input(rows: usize, series: usize, attrs: usize) -> WitBatch {
     WitBatch {
         series: (0..series)

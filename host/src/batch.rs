@@ -45,7 +45,10 @@ use arrow::array::{
     MapBuilder, MapFieldNames, RecordBatch, StringArray, StringBuilder, StructArray,
     TimestampNanosecondArray, UInt32Array,
 };
-use arrow::datatypes::{DataType, Field, Int8Type, Int32Type, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{
+    ArrowDictionaryKeyType, ArrowNativeType, DataType, Field, Int8Type, Int32Type, Schema, SchemaRef,
+    TimeUnit,
+};
 use arrow::error::ArrowError;
 
 use crate::bindings::{SampleType, WitBatch, WitSeries};
@@ -438,10 +441,12 @@ impl SeriesColumn {
 
     /// The per-sample column for samples with these series indices.
     fn gather(&self, series_index: &[u32]) -> Result<ArrayRef, BatchError> {
-        let keys: Int32Array = series_index
-            .iter()
-            .map(|&i| self.keys[i as usize])
-            .collect();
+        let keys = Int32Array::from(
+            series_index
+                .iter()
+                .map(|&i| self.keys[i as usize])
+                .collect::<Vec<i32>>(),
+        );
         Ok(Arc::new(DictionaryArray::<Int32Type>::try_new(
             keys,
             self.values.clone(),
@@ -462,33 +467,26 @@ struct DictColumn<'a> {
 impl<'a> DictColumn<'a> {
     fn new(batch: &'a RecordBatch, name: &'static str) -> Result<Self, BatchError> {
         let col = column(batch, name)?;
-        let (keys, values): (Vec<Option<usize>>, &'a StringArray) = match col.data_type() {
+        match col.data_type() {
             DataType::Dictionary(k, v) if **v == DataType::Utf8 && **k == DataType::Int32 => {
-                let d = col.as_dictionary::<Int32Type>();
-                let keys = if d.keys().null_count() == 0 {
-                    d.keys()
-                        .values()
-                        .iter()
-                        .map(|&k| Some(k as usize))
-                        .collect()
-                } else {
-                    d.keys().iter().map(|k| k.map(|k| k as usize)).collect()
-                };
-                (keys, d.values().as_string::<i32>())
+                Self::from_dictionary(col.as_dictionary::<Int32Type>(), name)
             }
             DataType::Dictionary(k, v) if **v == DataType::Utf8 && **k == DataType::Int8 => {
-                let d = col.as_dictionary::<Int8Type>();
-                let keys = d.keys().iter().map(|k| k.map(|k| k as usize)).collect();
-                (keys, d.values().as_string::<i32>())
+                Self::from_dictionary(col.as_dictionary::<Int8Type>(), name)
             }
-            other => {
-                return Err(BatchError::Schema {
-                    column: name,
-                    expected: "Dictionary<Int32 or Int8, Utf8>".into(),
-                    found: other.to_string(),
-                });
-            }
-        };
+            other => Err(BatchError::Schema {
+                column: name,
+                expected: "Dictionary<Int32 or Int8, Utf8>".into(),
+                found: other.to_string(),
+            }),
+        }
+    }
+
+    fn from_dictionary<K: ArrowDictionaryKeyType>(
+        d: &'a DictionaryArray<K>,
+        name: &'static str,
+    ) -> Result<Self, BatchError> {
+        let values = d.values().as_string::<i32>();
         let mut seen: HashMap<&str, u32> = HashMap::new();
         let mut strings = Vec::new();
         let canonical: Vec<u32> = (0..values.len())
@@ -504,14 +502,20 @@ impl<'a> DictColumn<'a> {
                 })
             })
             .collect();
-        let ids = keys
-            .iter()
-            .enumerate()
-            .map(|(row, k)| match k {
-                Some(k) if *k < canonical.len() => Ok(canonical[*k]),
-                _ => Err(BatchError::Null { column: name, row }),
-            })
-            .collect::<Result<Vec<u32>, BatchError>>()?;
+        let keys = d.keys();
+        let refused = |row: usize| BatchError::Null { column: name, row };
+        let mut ids = Vec::with_capacity(keys.len());
+        if let Some(nulls) = keys.logical_nulls().filter(|n| n.null_count() > 0) {
+            let row = nulls.iter().position(|valid| !valid).unwrap_or(0);
+            return Err(refused(row));
+        }
+        // A key outside the dictionary is as unusable as a null.
+        for (row, k) in keys.values().iter().enumerate() {
+            match canonical.get(k.as_usize()) {
+                Some(&id) => ids.push(id),
+                None => return Err(refused(row)),
+            }
+        }
         Ok(DictColumn { ids, strings })
     }
 }
@@ -559,7 +563,11 @@ pub fn to_wit(batch: &RecordBatch) -> Result<WitBatch, BatchError> {
         (columns::TIMESTAMP, ts as &dyn Array),
         (columns::VALUE, value as &dyn Array),
     ] {
-        if let Some(row) = (0..n).find(|&i| arr.is_null(i)) {
+        // Without a validity buffer there is nothing to look for.
+        let first_null = arr
+            .logical_nulls()
+            .and_then(|nulls| nulls.iter().position(|valid| !valid));
+        if let Some(row) = first_null {
             return Err(BatchError::Null { column: name, row });
         }
     }
@@ -665,6 +673,10 @@ pub fn to_wit(batch: &RecordBatch) -> Result<WitBatch, BatchError> {
         });
         Ok(series.len() as u32 - 1)
     };
+    // Rows with attributes: per dense slot, the series its last row had;
+    // a row whose entries are byte-equal to that series' first row is that
+    // series, without hashing (the common case: one series per ids tuple).
+    let mut hint: Vec<u32> = Vec::new();
     for row in 0..n {
         let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
         let ids = (
@@ -673,10 +685,26 @@ pub fn to_wit(batch: &RecordBatch) -> Result<WitBatch, BatchError> {
             unit.ids[row],
             kind.ids[row],
         );
-        if start == end && !dense.is_empty() {
-            let slot = ((ids.0 as usize * dims[1] + ids.1 as usize) * dims[2] + ids.2 as usize)
+        // Only meaningful (and only computed without overflow) when the
+        // dense table exists.
+        let slot = if dense.is_empty() {
+            0
+        } else {
+            ((ids.0 as usize * dims[1] + ids.1 as usize) * dims[2] + ids.2 as usize)
                 * dims[3].max(1)
-                + ids.3 as usize;
+                + ids.3 as usize
+        };
+        if start != end && !dense.is_empty() {
+            if hint.is_empty() {
+                hint = vec![u32::MAX; dense.len()];
+            }
+            let h = hint[slot];
+            if h != u32::MAX && same_raw(first_entries[h as usize], (start, end)) {
+                series_index.push(h);
+                continue;
+            }
+        }
+        if start == end && !dense.is_empty() {
             let idx = match dense[slot] {
                 u32::MAX => {
                     let i = new_series(
@@ -725,6 +753,9 @@ pub fn to_wit(batch: &RecordBatch) -> Result<WitBatch, BatchError> {
                 i
             }
         };
+        if let Some(h) = hint.get_mut(slot) {
+            *h = idx;
+        }
         series_index.push(idx);
     }
     Ok(WitBatch {
@@ -977,6 +1008,50 @@ mod tests {
         assert_eq!(back.series_index, vec![0, 0, 1]);
         assert_eq!(back.series[0].attributes[0], ("a".into(), "1".into()));
         assert_eq!(back.series.len(), 2);
+    }
+
+    #[test]
+    fn a_null_value_is_refused_with_its_row() {
+        let rb = foreign(&[&[], &[], &[], &[]]);
+        let fields: Vec<Field> = rb
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect();
+        let mut columns = rb.columns().to_vec();
+        columns[6] = Arc::new(Float64Array::from(vec![
+            Some(1.0),
+            Some(2.0),
+            None,
+            None,
+        ]));
+        let rb = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+        match to_wit(&rb) {
+            Err(BatchError::Null { column, row }) => {
+                assert_eq!((column, row), (columns::VALUE, 2));
+            }
+            other => panic!("expected a null error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn interleaved_series_of_the_same_ids_keep_their_own_index() {
+        // One (metric, resource, unit, type) slot, three attribute sets
+        // taking turns: the per-slot hint misses and the hash decides.
+        let rb = foreign(&[
+            &[("a", "1"), ("b", "2")],
+            &[("a", "1")],
+            &[("b", "2"), ("a", "1")],
+            &[("a", "1"), ("b", "2")],
+            &[("a", "1")],
+            &[("a", "1"), ("b", "3")],
+            &[("a", "1"), ("b", "2")],
+        ]);
+        let back = to_wit(&rb).unwrap();
+        assert_eq!(back.series_index, vec![0, 1, 0, 0, 1, 2, 0]);
+        assert_eq!(back.series.len(), 3);
+        assert_eq!(back.series[2].attributes[1], ("b".into(), "3".into()));
     }
 
     #[test]

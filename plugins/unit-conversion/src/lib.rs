@@ -13,7 +13,7 @@
 //! Example: nanoseconds to seconds is `scale = 1e-9`, `unit = "s"`;
 //! Celsius to Fahrenheit is `scale = 1.8`, `offset = 32`, `unit = "[degF]"`.
 
-use wasmeter_guest::{Batch, Error, Settings, Transformer};
+use wasmeter_guest::{Batch, Error, Settings, Transformer, map_values};
 
 /// The plugin's settings, parsed once by `init`.
 pub struct UnitConversion {
@@ -37,12 +37,9 @@ impl Transformer for UnitConversion {
         let (scale, offset) = (self.scale, self.offset);
         if offset == 0.0 {
             // `x + 0.0` would turn -0.0 into +0.0: keep the sign bit.
-            batch.values.iter_mut().for_each(|v| *v *= scale);
+            map_values(&mut batch.values, |v| v * scale);
         } else {
-            batch
-                .values
-                .iter_mut()
-                .for_each(|v| *v = *v * scale + offset);
+            map_values(&mut batch.values, |v| v * scale + offset);
         }
         for series in &mut batch.series {
             if let Some(unit) = &self.unit {
