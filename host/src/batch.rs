@@ -46,8 +46,8 @@ use arrow::array::{
     TimestampNanosecondArray, UInt32Array,
 };
 use arrow::datatypes::{
-    ArrowDictionaryKeyType, ArrowNativeType, DataType, Field, Int8Type, Int32Type, Schema, SchemaRef,
-    TimeUnit,
+    ArrowDictionaryKeyType, ArrowNativeType, DataType, Field, Int8Type, Int32Type, Schema,
+    SchemaRef, TimeUnit,
 };
 use arrow::error::ArrowError;
 
@@ -614,7 +614,8 @@ pub fn to_wit(batch: &RecordBatch) -> Result<WitBatch, BatchError> {
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d.max(1)));
     let mut dense: Vec<u32> = match dense_len {
-        Some(len) if len <= DENSE_LIMIT => vec![u32::MAX; len],
+        // Filling the table must not cost more than the rows it serves.
+        Some(len) if len <= DENSE_LIMIT && len <= 8 * n + 4096 => vec![u32::MAX; len],
         _ => Vec::new(),
     };
     type Key = (u32, u32, u32, u32, u64);
@@ -1011,6 +1012,27 @@ mod tests {
     }
 
     #[test]
+    fn sparse_ids_without_the_dense_table_round_trip() {
+        // 120 metrics × 120 resources is a larger table than 240 rows
+        // justify: every row goes through the hashed lookup.
+        let series: Vec<WitSeries> = (0..120)
+            .map(|i| {
+                let attrs: &[(&str, &str)] = if i % 3 == 0 { &[("k", "v")] } else { &[] };
+                self::series(&format!("m{i}"), &format!("r{i}"), attrs)
+            })
+            .collect();
+        round_trip(WitBatch {
+            series,
+            // First appearances in table order, then a shuffled second pass.
+            series_index: (0..240u32)
+                .map(|i| if i < 120 { i } else { i * 7 % 120 })
+                .collect(),
+            timestamps: (0..240).collect(),
+            values: (0..240).map(f64::from).collect(),
+        });
+    }
+
+    #[test]
     fn a_null_value_is_refused_with_its_row() {
         let rb = foreign(&[&[], &[], &[], &[]]);
         let fields: Vec<Field> = rb
@@ -1020,12 +1042,7 @@ mod tests {
             .map(|f| f.as_ref().clone().with_nullable(true))
             .collect();
         let mut columns = rb.columns().to_vec();
-        columns[6] = Arc::new(Float64Array::from(vec![
-            Some(1.0),
-            Some(2.0),
-            None,
-            None,
-        ]));
+        columns[6] = Arc::new(Float64Array::from(vec![Some(1.0), Some(2.0), None, None]));
         let rb = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
         match to_wit(&rb) {
             Err(BatchError::Null { column, row }) => {

@@ -158,6 +158,40 @@ fn plugin_inspect_prints_world_and_version() {
 }
 
 #[test]
+fn wasmeter_profile_names_plugin_functions_for_perf() {
+    // perfmap: the JIT code of the plugin's functions, named, in the file
+    // `perf report` reads for this process.
+    let mut child = wasmeter()
+        .args(["plugin", "inspect", "builtin:unit-conversion"])
+        .env("WASMETER_PROFILE", "perfmap")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let map = std::path::PathBuf::from(format!("/tmp/perf-{}.map", child.id()));
+    assert!(child.wait().unwrap().success());
+    let text = std::fs::read_to_string(&map).unwrap();
+    std::fs::remove_file(&map).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("wasm[0]::function[") && l.contains("unit_conversion")),
+        "{}",
+        &text[..text.len().min(2000)]
+    );
+
+    let o = wasmeter()
+        .args(["plugin", "inspect", "builtin:unit-conversion"])
+        .env("WASMETER_PROFILE", "vtune-please")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("WASMETER_PROFILE=\"vtune-please\": expected perfmap, jitdump or none"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
 fn run_collects_transforms_and_prints_from_the_fixture() {
     let proc_dir = data_dir()
         .join("node_exporter-fixtures/proc")

@@ -37,7 +37,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use wasmtime::component::Linker;
-use wasmtime::{Config, Engine};
+use wasmtime::{Config, Engine, ProfilingStrategy};
 
 use host::HostState;
 
@@ -99,6 +99,35 @@ impl Default for Limits {
     }
 }
 
+/// The environment variable that makes plugin code visible to Linux
+/// `perf`:
+///
+/// - `perfmap`: function names in `/tmp/perf-<pid>.map`, for `perf report`;
+/// - `jitdump`: names and machine code in `./jit-<pid>.dump`, for
+///   `perf record -k 1`, then `perf inject --jit` and `perf annotate`;
+/// - unset, empty or `none`: no profiler (the default).
+///
+/// Read once, when a [`Runtime`] is created.
+pub const PROFILE_ENV: &str = "WASMETER_PROFILE";
+
+/// The profiler a [`PROFILE_ENV`] value names.
+///
+/// # Errors
+/// `PluginErrorKind::Internal` naming the variable, the value and the
+/// accepted values, for any other value.
+fn profiling_strategy(value: Option<&str>) -> Result<ProfilingStrategy, PluginError> {
+    match value {
+        None | Some("" | "none") => Ok(ProfilingStrategy::None),
+        Some("perfmap") => Ok(ProfilingStrategy::PerfMap),
+        Some("jitdump") => Ok(ProfilingStrategy::JitDump),
+        Some(other) => Err(PluginError::new(
+            "wasmeter",
+            PluginErrorKind::Internal,
+            format!("{PROFILE_ENV}={other:?}: expected perfmap, jitdump or none"),
+        )),
+    }
+}
+
 /// The process-wide Wasm engine and linker.
 ///
 /// Cloning is cheap (shared). Dropping the last clone stops the epoch
@@ -145,7 +174,12 @@ impl Runtime {
 
     fn build(cache_dir: Option<PathBuf>) -> Result<Self, PluginError> {
         let mut config = Config::new();
-        config.wasm_component_model(true).epoch_interruption(true);
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .profiler(profiling_strategy(
+                std::env::var(PROFILE_ENV).ok().as_deref(),
+            )?);
         let engine = Engine::new(&config).map_err(|e| PluginError::internal("engine", e))?;
         let mut linker = Linker::new(&engine);
         host::add_to_linker(&mut linker).map_err(|e| PluginError::internal("linker", e))?;
@@ -215,5 +249,29 @@ impl Runtime {
             cache::store(&inner.engine, dir, bytes, &component);
         }
         Ok(component)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profile_values() {
+        for (value, want) in [
+            (None, ProfilingStrategy::None),
+            (Some(""), ProfilingStrategy::None),
+            (Some("none"), ProfilingStrategy::None),
+            (Some("perfmap"), ProfilingStrategy::PerfMap),
+            (Some("jitdump"), ProfilingStrategy::JitDump),
+        ] {
+            assert_eq!(profiling_strategy(value).unwrap(), want, "{value:?}");
+        }
+        let e = profiling_strategy(Some("PerfMap")).unwrap_err();
+        assert_eq!(e.kind, PluginErrorKind::Internal);
+        assert!(
+            e.to_string().contains("WASMETER_PROFILE=\"PerfMap\""),
+            "{e}"
+        );
     }
 }
