@@ -50,7 +50,8 @@
 //!     }
 //!
 //!     fn transform(&mut self, mut batch: Batch) -> Result<Batch, Error> {
-//!         batch.values.iter_mut().for_each(|v| *v *= self.scale);
+//!         let scale = self.scale;
+//!         wasmeter_guest::map_values(&mut batch.values, |v| v * scale);
 //!         if let Some(unit) = &self.unit {
 //!             batch.series.iter_mut().for_each(|s| s.unit.clone_from(unit));
 //!         }

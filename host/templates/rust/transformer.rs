@@ -1,7 +1,7 @@
 //! `{{name}}`: a wasmeter transformer. Multiplies every value by the
 //! setting `factor` (default 1).
 
-use wasmeter_guest::{Batch, Error, Settings, Transformer};
+use wasmeter_guest::{Batch, Error, Settings, Transformer, map_values};
 
 struct Plugin {
     factor: f64,
@@ -14,10 +14,11 @@ impl Transformer for Plugin {
         })
     }
 
-    /// One call per batch: the values are one column, change them in place.
+    /// One call per batch: the values are one column, change them in place
+    /// (`map_values` runs eight at a time, with WebAssembly SIMD).
     fn transform(&mut self, mut batch: Batch) -> Result<Batch, Error> {
         let factor = self.factor;
-        batch.values.iter_mut().for_each(|v| *v *= factor);
+        map_values(&mut batch.values, |v| v * factor);
         Ok(batch)
     }
 }
