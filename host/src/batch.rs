@@ -342,34 +342,49 @@ fn gather_maps(series: &MapArray, series_index: &[u32]) -> Result<ArrayRef, Batc
     let (ko, vo) = (keys.value_offsets(), values.value_offsets());
     let (kb, vb) = (keys.value_data(), values.value_data());
     let entry_offsets = series.value_offsets();
-    let entries: usize = series_index
-        .iter()
-        .map(|&s| (entry_offsets[s as usize + 1] - entry_offsets[s as usize]) as usize)
-        .sum();
+    let range = |s: u32| {
+        (
+            entry_offsets[s as usize] as usize,
+            entry_offsets[s as usize + 1] as usize,
+        )
+    };
+    // Sized once: entries and bytes of every row. Once the byte totals fit
+    // in i32, no offset written below can overflow.
+    let (mut entries, mut key_total, mut value_total) = (0usize, 0usize, 0usize);
+    for &s in series_index {
+        let (a, b) = range(s);
+        entries += b - a;
+        key_total += (ko[b] - ko[a]) as usize;
+        value_total += (vo[b] - vo[a]) as usize;
+    }
+    let largest = key_total.max(value_total);
+    if largest > i32::MAX as usize {
+        return Err(BatchError::TooLarge(largest));
+    }
     let mut map_offsets = Vec::with_capacity(series_index.len() + 1);
     let mut key_offsets = Vec::with_capacity(entries + 1);
     let mut value_offsets = Vec::with_capacity(entries + 1);
-    let (mut key_bytes, mut value_bytes) = (Vec::new(), Vec::new());
+    let mut key_bytes = Vec::with_capacity(key_total);
+    let mut value_bytes = Vec::with_capacity(value_total);
     map_offsets.push(0i32);
     key_offsets.push(0i32);
     value_offsets.push(0i32);
+    // Appends the strings `a..b` of a string column, rebasing their offsets.
+    fn append(
+        bytes: &[u8],
+        src: &[i32],
+        (a, b): (usize, usize),
+        out: &mut Vec<u8>,
+        offsets: &mut Vec<i32>,
+    ) {
+        let base = out.len() as i32 - src[a];
+        out.extend_from_slice(&bytes[src[a] as usize..src[b] as usize]);
+        offsets.extend(src[a + 1..=b].iter().map(|&o| o + base));
+    }
     for &s in series_index {
-        let (a, b) = (
-            entry_offsets[s as usize] as usize,
-            entry_offsets[s as usize + 1] as usize,
-        );
-        for (bytes, out, offsets, src) in [
-            (kb, &mut key_bytes, &mut key_offsets, ko),
-            (vb, &mut value_bytes, &mut value_offsets, vo),
-        ] {
-            let base = out.len() as i64 - i64::from(src[a]);
-            out.extend_from_slice(&bytes[src[a] as usize..src[b] as usize]);
-            for &o in &src[a + 1..=b] {
-                let o = i32::try_from(i64::from(o) + base)
-                    .map_err(|_| BatchError::TooLarge(out.len()))?;
-                offsets.push(o);
-            }
-        }
+        let r = range(s);
+        append(kb, ko, r, &mut key_bytes, &mut key_offsets);
+        append(vb, vo, r, &mut value_bytes, &mut value_offsets);
         map_offsets.push(key_offsets.len() as i32 - 1);
     }
     let strings = |offsets: Vec<i32>, bytes: Vec<u8>| -> Result<ArrayRef, BatchError> {
