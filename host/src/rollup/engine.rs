@@ -47,6 +47,23 @@ pub(super) struct SeriesState {
     pub(super) open_from: SmallVec<[i64; 4]>,
 }
 
+impl SeriesState {
+    /// The oldest open bucket's start: no measure before it is needed.
+    pub(super) fn keep_from(&self) -> i64 {
+        self.open_from.iter().copied().min().unwrap_or(i64::MIN)
+    }
+
+    /// Drops the measures before [`Self::keep_from`], remembering the
+    /// newest of them as the predecessor `rate:` needs.
+    pub(super) fn drop_before_open(&mut self) {
+        let cut = first_at_or_after_from_start(&self.points, self.keep_from());
+        if cut > 0 {
+            self.pred = Some(self.points[cut - 1]);
+            self.points.drain(..cut);
+        }
+    }
+}
+
 /// A bucket that was closed and must be written, once.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClosedRow {
@@ -435,7 +452,7 @@ impl RollupEngine {
         let policies = self.policies.clone();
         let policy = &policies[self.series[id].policy];
         let st = &mut self.series[id];
-        let keep_before = st.open_from.iter().copied().min().unwrap_or(i64::MIN);
+        let keep_before = st.keep_from();
         for (gi, item) in policy.definition.iter().enumerate() {
             let g = item.granularity_ns();
             // The first bucket still open after closing: its end > close_at.
@@ -477,14 +494,8 @@ impl RollupEngine {
         // Keep only what open buckets need; remember the predecessor. The
         // buffer holds nothing before the oldest open bucket (ingest refuses
         // what is older), so only a move of that bucket can free points.
-        let keep_from = st.open_from.iter().copied().min().unwrap_or(i64::MIN);
-        if keep_from == keep_before {
-            return;
-        }
-        let cut = first_at_or_after_from_start(&st.points, keep_from);
-        if cut > 0 {
-            st.pred = Some(st.points[cut - 1]);
-            st.points.drain(..cut);
+        if st.keep_from() != keep_before {
+            st.drop_before_open();
         }
     }
 
@@ -544,9 +555,10 @@ impl RollupEngine {
             // Keep the rows' value vectors too, up to a bound: one large
             // take (an import's catch-up) must not pin its memory.
             let room = RECYCLE_LIMIT.saturating_sub(self.row_pool.len());
+            // Dropping the drain drops the rows past `room`: the vector is
+            // empty after this statement.
             self.row_pool
                 .extend(rows.rows.drain(..).take(room).map(|r| r.values));
-            rows.rows.clear();
             rows.rows.shrink_to(RECYCLE_LIMIT);
         }
         self.spare = Some(closed);

@@ -214,12 +214,7 @@ impl RollupEngine {
             }
             // A granularity removed since may leave measures older than
             // every open bucket: drop them now (the engine keeps none).
-            let keep_from = st.open_from.iter().copied().min().unwrap_or(i64::MIN);
-            let cut = st.points.partition_point(|p| p.0 < keep_from);
-            if cut > 0 {
-                st.pred = Some(st.points[cut - 1]);
-                st.points.drain(..cut);
-            }
+            st.drop_before_open();
             self.index_series(id);
         }
         Ok(b.num_rows())
