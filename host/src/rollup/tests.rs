@@ -434,6 +434,45 @@ fn open_buckets_survive_a_restart() {
 }
 
 #[test]
+fn a_restore_without_the_coarsest_granularity_closes_the_saved_minutes_once() {
+    // With an hourly granularity, the back window is in hours: the minutes
+    // of the open hour stay open.
+    let hourly = policy(&[(60, None), (3600, None)], 0, &["count", "sum"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = engine(hourly);
+    ingest(
+        &mut first,
+        &[
+            ("12:00:00", 1.0),
+            ("12:00:10", 3.0),
+            ("12:01:00", 10.0),
+            ("12:02:05", 4.0),
+        ],
+    );
+    assert!(
+        first
+            .take_closed()
+            .concat()
+            .iter()
+            .all(|c| c.rows.is_empty())
+    );
+    first.save_state(dir.path()).unwrap();
+    drop(first);
+
+    // The policy loses its hours: the cutoff is in minutes again, and the
+    // saved measures close their minutes, each once.
+    let minutely = policy(&[(60, None)], 0, &["count", "sum"]);
+    let mut second = engine(minutely.clone());
+    assert_eq!(second.load_state(dir.path()).unwrap(), 1);
+    ingest(&mut second, &[("12:02:30", 6.0)]);
+    let rows = &close_all(&mut second)[0];
+    let buckets: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(buckets, ["12:00:00", "12:01:00", "12:02:00"]);
+    assert_eq!(column(&minutely, rows, "count"), some(&[2.0, 1.0, 2.0]));
+    assert_eq!(column(&minutely, rows, "sum"), some(&[4.0, 10.0, 10.0]));
+}
+
+#[test]
 fn idle_series_are_closed_by_advance() {
     let p = policy(&[(60, None)], 0, &["count"]);
     let mut e = engine(p);
