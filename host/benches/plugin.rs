@@ -20,8 +20,13 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const ROWS: usize = 65_536;
 
 fn input(rows: usize) -> WitBatch {
+    wide(rows, 10)
+}
+
+/// `rows` rows over `series` series of one attribute each.
+fn wide(rows: usize, series: usize) -> WitBatch {
     WitBatch {
-        series: (0..10)
+        series: (0..series)
             .map(|i| WitSeries {
                 metric: "cpu.time".into(),
                 resource_id: format!("host-{i}"),
@@ -30,7 +35,7 @@ fn input(rows: usize) -> WitBatch {
                 attributes: vec![("mode".into(), "user".into())],
             })
             .collect(),
-        series_index: (0..rows).map(|i| (i % 10) as u32).collect(),
+        series_index: (0..rows).map(|i| (i % series) as u32).collect(),
         timestamps: (0..rows as i64)
             .map(|i| 1_700_000_000_000_000_000 + i)
             .collect(),
@@ -94,6 +99,19 @@ fn calls(c: &mut Criterion) {
             out.values.iter_mut().for_each(|v| *v *= 2.0);
             std::hint::black_box(out)
         })
+    });
+    g.finish();
+
+    // A scrape's shape: many series, one sample each. The series table's
+    // strings cross one by one (a guest allocation each way).
+    let scrape = wide(1_000, 1_000);
+    let mut g = c.benchmark_group("plugin/1k_series_1_sample_each");
+    g.throughput(Throughput::Elements(1_000));
+    g.bench_function("identity_wasm_wit", |b| {
+        b.iter(|| identity.transform_wit(&scrape).unwrap())
+    });
+    g.bench_function("identity_native", |b| {
+        b.iter(|| std::hint::black_box(scrape.clone()))
     });
     g.finish();
 }
