@@ -1,7 +1,7 @@
 //! Element-wise kernels over a batch's `values` column.
 
-/// Values per step of [`map_values`]: four 128-bit SIMD multiplies of two
-/// `f64` each.
+/// Values per step of [`map_values`]: four 128-bit SIMD vectors of two
+/// `f64` each, when `f` is simple enough to vectorise.
 const STEP: usize = 8;
 
 /// Replaces every value `v` with `f(v)`, in place.

@@ -137,6 +137,10 @@ pub enum BatchError {
     /// More rows or series than the WIT batch can index (`u32`).
     #[error("{0} series or rows: more than a batch can hold (u32::MAX)")]
     TooLarge(usize),
+    /// More attribute entries, or bytes of attribute keys or values, than
+    /// an Arrow map column can index (`i32`).
+    #[error("{0} attribute entries or bytes: more than an Arrow map column can hold (i32::MAX)")]
+    AttributesTooLarge(usize),
     /// Arrow refused to build an array (an internal error).
     #[error("arrow: {0}")]
     Arrow(String),
@@ -225,7 +229,8 @@ pub fn empty() -> RecordBatch {
 ///
 /// # Errors
 /// [`BatchError::LengthMismatch`], [`BatchError::SeriesIndexOutOfRange`],
-/// [`BatchError::DuplicateAttribute`], [`BatchError::TooLarge`].
+/// [`BatchError::DuplicateAttribute`], [`BatchError::TooLarge`],
+/// [`BatchError::AttributesTooLarge`].
 ///
 /// # Example
 /// ```
@@ -348,8 +353,8 @@ fn gather_maps(series: &MapArray, series_index: &[u32]) -> Result<ArrayRef, Batc
             entry_offsets[s as usize + 1] as usize,
         )
     };
-    // Sized once: entries and bytes of every row. Once the byte totals fit
-    // in i32, no offset written below can overflow.
+    // Sized once: entries and bytes of every row. Once the entry and byte
+    // totals fit in i32, no offset written below can overflow.
     let (mut entries, mut key_total, mut value_total) = (0usize, 0usize, 0usize);
     for &s in series_index {
         let (a, b) = range(s);
@@ -357,9 +362,9 @@ fn gather_maps(series: &MapArray, series_index: &[u32]) -> Result<ArrayRef, Batc
         key_total += (ko[b] - ko[a]) as usize;
         value_total += (vo[b] - vo[a]) as usize;
     }
-    let largest = key_total.max(value_total);
+    let largest = key_total.max(value_total).max(entries);
     if largest > i32::MAX as usize {
-        return Err(BatchError::TooLarge(largest));
+        return Err(BatchError::AttributesTooLarge(largest));
     }
     let mut map_offsets = Vec::with_capacity(series_index.len() + 1);
     let mut key_offsets = Vec::with_capacity(entries + 1);
@@ -427,6 +432,16 @@ fn empty_maps(rows: usize) -> Result<ArrayRef, BatchError> {
 
 /// Largest dense (metric × resource × unit × type) table `to_wit` uses.
 const DENSE_LIMIT: usize = 1 << 22;
+
+/// The size of `to_wit`'s dense table for ids of `dims` distinct values
+/// over `rows` rows, or `None` when it would be larger than
+/// [`DENSE_LIMIT`] or cost more to fill than the rows it serves.
+fn dense_table_len(dims: [usize; 4], rows: usize) -> Option<usize> {
+    let len = dims
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d.max(1)))?;
+    (len <= DENSE_LIMIT && len <= rows.saturating_mul(8).saturating_add(4096)).then_some(len)
+}
 
 /// One string column of the series table, dictionary-encoded.
 struct SeriesColumn {
@@ -519,16 +534,14 @@ impl<'a> DictColumn<'a> {
             .collect();
         let keys = d.keys();
         let refused = |row: usize| BatchError::Null { column: name, row };
+        let nulls = keys.logical_nulls().filter(|n| n.null_count() > 0);
         let mut ids = Vec::with_capacity(keys.len());
-        if let Some(nulls) = keys.logical_nulls().filter(|n| n.null_count() > 0) {
-            let row = nulls.iter().position(|valid| !valid).unwrap_or(0);
-            return Err(refused(row));
-        }
-        // A key outside the dictionary is as unusable as a null.
+        // A key outside the dictionary is as unusable as a null: the first
+        // row with either is named.
         for (row, k) in keys.values().iter().enumerate() {
             match canonical.get(k.as_usize()) {
-                Some(&id) => ids.push(id),
-                None => return Err(refused(row)),
+                Some(&id) if nulls.as_ref().is_none_or(|n| n.is_valid(row)) => ids.push(id),
+                _ => return Err(refused(row)),
             }
         }
         Ok(DictColumn { ids, strings })
@@ -616,22 +629,20 @@ pub fn to_wit(batch: &RecordBatch) -> Result<WitBatch, BatchError> {
     let kind = DictColumn::new(batch, columns::TYPE)?;
 
     // Series identity: (metric, resource, unit, type) ids, plus the
-    // attributes. Rows without attributes find their series in a dense
-    // table indexed by the four ids (no hashing); rows with attributes by a
-    // hash of them, confirmed by comparing.
+    // attributes. With a dense table indexed by the four ids, rows without
+    // attributes find their series there (no hashing), and rows with
+    // attributes first try the series their slot's last row had (a byte
+    // comparison). Every other row is found by a hash of its ids and
+    // entries, confirmed by comparing.
     let dims = [
         metric.strings.len(),
         resource.strings.len(),
         unit.strings.len(),
         kind.strings.len(),
     ];
-    let dense_len = dims
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d.max(1)));
-    let mut dense: Vec<u32> = match dense_len {
-        // Filling the table must not cost more than the rows it serves.
-        Some(len) if len <= DENSE_LIMIT && len <= 8 * n + 4096 => vec![u32::MAX; len],
-        _ => Vec::new(),
+    let mut dense: Vec<u32> = match dense_table_len(dims, n) {
+        Some(len) => vec![u32::MAX; len],
+        None => Vec::new(),
     };
     type Key = (u32, u32, u32, u32, u64);
     let mut lookup: HashMap<Key, SmallVec<[u32; 2]>, FxBuildHasher> = HashMap::default();
@@ -1027,9 +1038,19 @@ mod tests {
     }
 
     #[test]
+    fn the_dense_table_is_only_built_where_rows_pay_for_it() {
+        assert_eq!(dense_table_len([20, 1_000, 1, 1], 65_536), Some(20_000));
+        assert_eq!(dense_table_len([0, 0, 0, 0], 0), Some(1));
+        // 120 × 120 slots for 240 rows: more to fill than to hash.
+        assert_eq!(dense_table_len([120, 120, 1, 1], 240), None);
+        assert_eq!(dense_table_len([4_096, 4_096, 1, 1], 1 << 30), None);
+        assert_eq!(dense_table_len([usize::MAX, 2, 1, 1], usize::MAX), None);
+    }
+
+    #[test]
     fn sparse_ids_without_the_dense_table_round_trip() {
         // 120 metrics × 120 resources is a larger table than 240 rows
-        // justify: every row goes through the hashed lookup.
+        // justify (see above): every row goes through the hashed lookup.
         let series: Vec<WitSeries> = (0..120)
             .map(|i| {
                 let attrs: &[(&str, &str)] = if i % 3 == 0 { &[("k", "v")] } else { &[] };

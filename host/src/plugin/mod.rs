@@ -107,7 +107,7 @@ impl Default for Limits {
 ///   `perf record -k 1`, then `perf inject --jit` and `perf annotate`;
 /// - unset, empty or `none`: no profiler (the default).
 ///
-/// Read once, when a [`Runtime`] is created.
+/// Read by every [`Runtime::new`] and [`Runtime::with_cache_dir`].
 pub const PROFILE_ENV: &str = "WASMETER_PROFILE";
 
 /// The profiler a [`PROFILE_ENV`] value names.
@@ -157,7 +157,9 @@ impl Runtime {
     /// (WASI p2 and wasmeter's `log`) and starts the epoch ticker thread.
     ///
     /// # Errors
-    /// `PluginErrorKind::Internal` when wasmtime refuses the configuration.
+    /// `PluginErrorKind::Internal` when wasmtime refuses the configuration,
+    /// or when [`PROFILE_ENV`] holds a value other than `perfmap`,
+    /// `jitdump` or `none` (the error names the value).
     pub fn new() -> Result<Self, PluginError> {
         Self::build(None)
     }

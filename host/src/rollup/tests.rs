@@ -434,6 +434,26 @@ fn open_buckets_survive_a_restart() {
 }
 
 #[test]
+fn measures_before_the_oldest_open_bucket_are_dropped_and_the_newest_kept_as_predecessor() {
+    let p = policy(&[(60, None), (3600, None)], 0, &["count"]);
+    let mut e = engine(p);
+    ingest(
+        &mut e,
+        &[("11:58:00", 1.0), ("11:59:00", 2.0), ("12:01:00", 3.0)],
+    );
+    let st = &mut e.series[0];
+    st.open_from = [at("12:00:00"), at("13:00:00")].into_iter().collect();
+    assert_eq!(st.keep_from(), at("12:00:00"));
+    st.drop_before_open();
+    assert_eq!(st.points, vec![(at("12:01:00"), 3.0)]);
+    assert_eq!(st.pred, Some((at("11:59:00"), 2.0)));
+    // Nothing older left: a second call changes nothing.
+    st.drop_before_open();
+    assert_eq!(st.points.len(), 1);
+    assert_eq!(st.pred, Some((at("11:59:00"), 2.0)));
+}
+
+#[test]
 fn a_restore_without_the_coarsest_granularity_closes_the_saved_minutes_once() {
     // With an hourly granularity, the back window is in hours: the minutes
     // of the open hour stay open.

@@ -101,3 +101,35 @@ fn bad_settings_are_refused_by_init() {
         "plugin bad: invalid-settings: setting `scale`: expected a number, got \"a lot\""
     );
 }
+
+#[test]
+fn every_batch_length_around_the_eight_value_step_is_exact() {
+    // The plugin's loop runs eight values per step, the rest one by one:
+    // every length up to five steps, against the product computed here.
+    let mut t = scale_by_1000();
+    let specials = [-0.0, f64::NAN, f64::INFINITY, f64::MIN_POSITIVE / 4.0, -3.5];
+    for n in 0..=41usize {
+        let values: Vec<f64> = (0..n)
+            .map(|i| match i % 7 {
+                k @ 0..=4 => specials[k],
+                _ => i as f64 * 0.1,
+            })
+            .collect();
+        let rows: Vec<(u32, i64, f64)> = values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| (0, i as i64, v))
+            .collect();
+        let s = series("m", "r", "s", SampleType::Gauge);
+        let out = t.transform_wit(&wit_batch(vec![s], &rows)).unwrap();
+        assert_eq!(out.values.len(), n);
+        for (i, (&got, &v)) in out.values.iter().zip(&values).enumerate() {
+            let want = v * 1000.0;
+            if want.is_nan() {
+                assert!(got.is_nan(), "length {n}, value {i}: {got}");
+            } else {
+                assert_eq!(got.to_bits(), want.to_bits(), "length {n}, value {i}");
+            }
+        }
+    }
+}
