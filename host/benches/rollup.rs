@@ -224,9 +224,8 @@ fn density(_c: &mut Criterion) {
         let mut values = 0usize;
         for (gi, rows) in e.take_closed().remove(0).into_iter().enumerate() {
             values += rows
-                .rows
                 .iter()
-                .map(|r| r.values.iter().filter(|v| v.is_some()).count())
+                .map(|r| r.values().filter(|v| v.is_some()).count())
                 .sum::<usize>();
             w.write(0, gi, &rows).unwrap();
             w.compact(0, gi, i64::MAX).unwrap();

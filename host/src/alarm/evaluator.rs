@@ -535,12 +535,12 @@ impl AlarmEvaluator {
                 continue;
             };
             let per_series = self.recent.entry((p, g)).or_default();
-            for row in &rows.rows {
+            for row in rows.iter() {
                 if !metrics.contains(&row.series.metric) {
                     continue;
                 }
                 let q = per_series.entry(row.series.clone()).or_default();
-                q.push_back(row.clone());
+                q.push_back(row.to_owned());
                 while q.len() > *n {
                     q.pop_front();
                 }

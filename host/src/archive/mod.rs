@@ -51,7 +51,7 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
-use crate::rollup::{ArchivePolicy, ClosedRow, ClosedRows};
+use crate::rollup::{ArchivePolicy, ClosedRows};
 
 /// Nanoseconds in a day.
 pub(crate) const DAY_NS: i64 = 86_400 * 1_000_000_000;
@@ -234,36 +234,50 @@ impl ArchiveWriter {
         gi: usize,
         rows: &ClosedRows,
     ) -> anyhow::Result<Vec<PathBuf>> {
-        if rows.rows.is_empty() {
+        if rows.is_empty() {
             return Ok(Vec::new());
         }
         let policy = self.policies[policy_idx].clone();
-        let mut by_date: BTreeMap<String, Vec<&ClosedRow>> = BTreeMap::new();
-        for r in &rows.rows {
-            by_date.entry(date_of(r.timestamp)).or_default().push(r);
+        // Row indices by date partition (UTC day, as `date_of`).
+        let mut by_day: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+        let mut run: Option<(i64, Vec<usize>)> = None; // the current day's rows
+        for i in 0..rows.len() {
+            let day = rows.timestamp(i).max(0).div_euclid(DAY_NS);
+            match &mut run {
+                Some((d, part)) if *d == day => part.push(i),
+                _ => {
+                    if let Some((d, part)) = run.take() {
+                        by_day.entry(d).or_default().extend(part);
+                    }
+                    run = Some((day, vec![i]));
+                }
+            }
+        }
+        if let Some((d, part)) = run {
+            by_day.entry(d).or_default().extend(part);
         }
         let mut files = Vec::new();
-        for (date, mut part) in by_date {
-            part.sort_by(|a, b| {
-                (
-                    &a.series.metric,
-                    &a.series.resource_id,
-                    &a.series.attributes,
-                    a.timestamp,
-                )
-                    .cmp(&(
-                        &b.series.metric,
-                        &b.series.resource_id,
-                        &b.series.attributes,
-                        b.timestamp,
+        for (day, mut part) in by_day {
+            let date = date_of(day * DAY_NS);
+            part.sort_by(|&a, &b| {
+                let (sa, sb) = (rows.series(a), rows.series(b));
+                let by_series = if Arc::ptr_eq(sa, sb) {
+                    std::cmp::Ordering::Equal
+                } else {
+                    (&sa.metric, &sa.resource_id, &sa.attributes).cmp(&(
+                        &sb.metric,
+                        &sb.resource_id,
+                        &sb.attributes,
                     ))
+                };
+                by_series.then(rows.timestamp(a).cmp(&rows.timestamp(b)))
             });
-            let batch = rows_to_batch(&policy, gi, &part)?;
+            let batch = rows_to_batch(&policy, gi, rows, &part)?;
             let dir = self.partition_dir(&policy, gi, &date);
             self.seq += 1;
             let name = format!(
                 "part-{}-{}-{}.parquet",
-                part[0].timestamp / 1000,
+                rows.timestamp(part[0]) / 1000,
                 std::process::id(),
                 self.seq
             );
@@ -396,27 +410,30 @@ fn attributes_builder() -> MapBuilder<StringBuilder, StringBuilder> {
     .with_values_field(Field::new("values", DataType::Utf8, false))
 }
 
+/// The Arrow batch of `rows`' rows `part`, in that order.
 fn rows_to_batch(
     policy: &ArchivePolicy,
     gi: usize,
-    rows: &[&ClosedRow],
+    rows: &ClosedRows,
+    part: &[usize],
 ) -> anyhow::Result<RecordBatch> {
     let g = policy.definition[gi].granularity.as_secs() as i64;
-    let ts: TimestampMicrosecondArray = rows
+    let ts: TimestampMicrosecondArray = part
         .iter()
-        .map(|r| Some(r.timestamp / 1000))
+        .map(|&i| Some(rows.timestamp(i) / 1000))
         .collect::<TimestampMicrosecondArray>()
         .with_timezone("UTC");
-    let gran = Int64Array::from(vec![g; rows.len()]);
+    let gran = Int64Array::from(vec![g; part.len()]);
     let mut metric = StringDictionaryBuilder::<Int32Type>::new();
     let mut resource = StringDictionaryBuilder::<Int32Type>::new();
     let mut unit = StringDictionaryBuilder::<Int32Type>::new();
     let mut attrs = attributes_builder();
-    for r in rows {
-        metric.append_value(&r.series.metric);
-        resource.append_value(&r.series.resource_id);
-        unit.append_value(&r.series.unit);
-        for (k, v) in &r.series.attributes {
+    for &i in part {
+        let s = rows.series(i);
+        metric.append_value(&s.metric);
+        resource.append_value(&s.resource_id);
+        unit.append_value(&s.unit);
+        for (k, v) in &s.attributes {
             attrs.keys().append_value(k);
             attrs.values().append_value(v);
         }
@@ -431,9 +448,9 @@ fn rows_to_batch(
         Arc::new(attrs.finish()),
     ];
     for mi in 0..policy.aggregation_methods.len() {
-        let mut b = Float64Builder::with_capacity(rows.len());
-        for r in rows {
-            b.append_option(r.values[mi]);
+        let mut b = Float64Builder::with_capacity(part.len());
+        for &i in part {
+            b.append_option(rows.value(i, mi));
         }
         columns.push(Arc::new(b.finish()));
     }

@@ -136,7 +136,7 @@ impl ArchiveSink {
         for (pi, per_g) in closed.iter().enumerate() {
             for (gi, rows) in per_g.iter().enumerate() {
                 if let Err(e) = self.writer.write(pi, gi, rows) {
-                    tracing::error!(rows = rows.rows.len(), "cannot write archive rows: {e:#}");
+                    tracing::error!(rows = rows.len(), "cannot write archive rows: {e:#}");
                 }
             }
         }

@@ -56,14 +56,12 @@ fn layout_schema_order_and_metadata() {
     let mut plugins = BTreeMap::new();
     plugins.insert("host".to_string(), "sha256:ab".to_string());
     let mut w = ArchiveWriter::new(dir.path(), vec![p.clone()].into(), plugins);
-    let rows = ClosedRows {
-        rows: vec![
-            row("z.metric", "a", T0 + 3600, 3.0),
-            row("a.metric", "b", T0 + 7200, 2.0),
-            row("a.metric", "a", T0 + 3600, 1.0),
-            row("a.metric", "a", T0 + 86400, 9.0), // the next day
-        ],
-    };
+    let rows = ClosedRows::from(vec![
+        row("z.metric", "a", T0 + 3600, 3.0),
+        row("a.metric", "b", T0 + 7200, 2.0),
+        row("a.metric", "a", T0 + 3600, 1.0),
+        row("a.metric", "a", T0 + 86400, 9.0), // the next day
+    ]);
     let files = w.write(0, 0, &rows).unwrap();
     assert_eq!(files.len(), 2);
     let rel: Vec<String> = files
@@ -159,22 +157,10 @@ fn layout_schema_order_and_metadata() {
 fn compaction_merges_a_closed_partition_into_one_sorted_file() {
     let dir = tempfile::tempdir().unwrap();
     let mut w = ArchiveWriter::new(dir.path(), vec![policy()].into(), BTreeMap::new());
-    w.write(
-        0,
-        0,
-        &ClosedRows {
-            rows: vec![row("b", "r", T0, 2.0)],
-        },
-    )
-    .unwrap();
-    w.write(
-        0,
-        0,
-        &ClosedRows {
-            rows: vec![row("a", "r", T0 + 3600, 1.0)],
-        },
-    )
-    .unwrap();
+    w.write(0, 0, &ClosedRows::from(vec![row("b", "r", T0, 2.0)]))
+        .unwrap();
+    w.write(0, 0, &ClosedRows::from(vec![row("a", "r", T0 + 3600, 1.0)]))
+        .unwrap();
     let part = dir.path().join("policy=p/granularity=3600/date=2014-01-01");
     assert_eq!(parquet_files(&part).unwrap().len(), 2);
     // Still open: nothing happens.
@@ -202,9 +188,7 @@ fn retention_removes_partitions_past_the_timespan() {
         w.write(
             0,
             0,
-            &ClosedRows {
-                rows: vec![row("m", "r", T0 + day * 86400, 1.0)],
-            },
+            &ClosedRows::from(vec![row("m", "r", T0 + day * 86400, 1.0)]),
         )
         .unwrap();
     }

@@ -590,20 +590,16 @@ mod tests {
         w.write(
             0,
             0,
-            &ClosedRows {
-                rows: vec![row("memory.used", vec![Some(1.0), Some(2.0)])],
-            },
+            &ClosedRows::from(vec![row("memory.used", vec![Some(1.0), Some(2.0)])]),
         )
         .unwrap();
         w.write(
             1,
             0,
-            &ClosedRows {
-                rows: vec![
-                    row("load.1m", vec![Some(3.0)]),
-                    row("wasmeter.x", vec![Some(4.0)]),
-                ],
-            },
+            &ClosedRows::from(vec![
+                row("load.1m", vec![Some(3.0)]),
+                row("wasmeter.x", vec![Some(4.0)]),
+            ]),
         )
         .unwrap();
         let sel = Selection {
@@ -661,7 +657,7 @@ mod tests {
                     });
                 }
             }
-            w.write(0, 0, &ClosedRows { rows }).unwrap();
+            w.write(0, 0, &ClosedRows::from(rows)).unwrap();
         }
         let sel = Selection {
             metric: "cpu.util".into(),
@@ -715,13 +711,11 @@ mod tests {
         w.write(
             0,
             0,
-            &ClosedRows {
-                rows: vec![ClosedRow {
-                    timestamp: T0,
-                    series: s,
-                    values: vec![Some(1.0), Some(2.0)],
-                }],
-            },
+            &ClosedRows::from(vec![ClosedRow {
+                timestamp: T0,
+                series: s,
+                values: vec![Some(1.0), Some(2.0)],
+            }]),
         )
         .unwrap();
         let sel = Selection {

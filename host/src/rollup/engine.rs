@@ -11,6 +11,7 @@ use arrow::array::RecordBatch;
 
 use super::methods::{BucketScratch, aggregate};
 use super::policy::{ArchivePolicy, PolicyRules};
+use super::rows::{ClosedRow, ClosedRows};
 use crate::batch::{self, BatchError};
 use crate::bindings::WitSeries;
 
@@ -64,26 +65,6 @@ impl SeriesState {
     }
 }
 
-/// A bucket that was closed and must be written, once.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ClosedRow {
-    /// Bucket start, ns since the Unix epoch, UTC.
-    pub timestamp: i64,
-    /// The series.
-    pub series: Arc<SeriesInfo>,
-    /// One value per method of the policy (policy order); `None` where
-    /// Gnocchi has no point (`std` of one value, `rate:` without a
-    /// difference).
-    pub values: Vec<Option<f64>>,
-}
-
-/// Closed rows of one (policy, granularity).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ClosedRows {
-    /// Rows in closing order.
-    pub rows: Vec<ClosedRow>,
-}
-
 /// What the engine refused, by reason and metric, and what it accepted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RollupReport {
@@ -110,7 +91,7 @@ impl RollupReport {
     }
 }
 
-/// Most rows (per granularity) and row value vectors `recycle` keeps.
+/// Most rows (per granularity) whose buffers `recycle` keeps.
 const RECYCLE_LIMIT: usize = 1 << 16;
 
 /// Gnocchi's retention over one aggregate series: keeps the rows whose
@@ -204,10 +185,8 @@ pub struct RollupEngine {
     /// so a lookup touches one table slot (collisions are rare).
     index: HashMap<u64, SmallVec<[u32; 2]>, FxBuildHasher>,
     closed: Vec<Vec<ClosedRows>>,
-    /// Emptied buffers of an earlier take, for the next (see `recycle`),
-    /// and the value vectors of its rows.
+    /// Emptied buffers of an earlier take, for the next (see `recycle`).
     spare: Option<Vec<Vec<ClosedRows>>>,
-    row_pool: Vec<Vec<Option<f64>>>,
     report: RollupReport,
     // Scratch buffers reused across batches.
     group_offsets: Vec<usize>,
@@ -215,6 +194,7 @@ pub struct RollupEngine {
     batch_ids: Vec<Option<u32>>,
     scratch: BucketScratch,
     values: Vec<f64>,
+    row: Vec<Option<f64>>,
 }
 
 impl RollupEngine {
@@ -222,7 +202,7 @@ impl RollupEngine {
     pub fn new(policies: Vec<ArchivePolicy>, rules: PolicyRules) -> Self {
         let closed = policies
             .iter()
-            .map(|p| vec![ClosedRows::default(); p.definition.len()])
+            .map(|p| vec![ClosedRows::new(p.aggregation_methods.len()); p.definition.len()])
             .collect();
         RollupEngine {
             policies: policies.into(),
@@ -231,13 +211,13 @@ impl RollupEngine {
             index: HashMap::default(),
             closed,
             spare: None,
-            row_pool: Vec::new(),
             report: RollupReport::default(),
             group_offsets: Vec::new(),
             group_points: Vec::new(),
             batch_ids: Vec::new(),
             scratch: BucketScratch::default(),
             values: Vec::new(),
+            row: Vec::new(),
         }
     }
 
@@ -473,19 +453,15 @@ impl RollupEngine {
                 } else {
                     st.pred
                 };
-                let values = compute_bucket(
+                compute_bucket(
                     &policy.aggregation_methods,
                     &st.points[i..end],
                     pred,
                     &mut self.values,
                     &mut self.scratch,
-                    self.row_pool.pop().unwrap_or_default(),
+                    &mut self.row,
                 );
-                self.closed[st.policy][gi].rows.push(ClosedRow {
-                    timestamp: bucket,
-                    series: st.info.clone(),
-                    values,
-                });
+                self.closed[st.policy][gi].push(bucket, &st.info, self.row.iter().copied());
                 self.report.rows_closed += 1;
                 i = end;
             }
@@ -529,8 +505,10 @@ impl RollupEngine {
             .map(|per_g| {
                 per_g
                     .iter()
-                    .map(|c| ClosedRows {
-                        rows: Vec::with_capacity(c.rows.len()),
+                    .map(|c| {
+                        let mut e = ClosedRows::new(c.width());
+                        e.reserve(c.len().min(RECYCLE_LIMIT));
+                        e
                     })
                     .collect()
             })
@@ -544,22 +522,14 @@ impl RollupEngine {
     /// more than the aggregation). A result of another shape is dropped.
     pub fn recycle(&mut self, mut closed: Vec<Vec<ClosedRows>>) {
         let same_shape = closed.len() == self.closed.len()
-            && closed
-                .iter()
-                .zip(&self.closed)
-                .all(|(a, b)| a.len() == b.len());
+            && closed.iter().zip(&self.closed).all(|(a, b)| {
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.width() == y.width())
+            });
         if !same_shape {
             return;
         }
         for rows in closed.iter_mut().flatten() {
-            // Keep the rows' value vectors too, up to a bound: one large
-            // take (an import's catch-up) must not pin its memory.
-            let room = RECYCLE_LIMIT.saturating_sub(self.row_pool.len());
-            // Dropping the drain drops the rows past `room`: the vector is
-            // empty after this statement.
-            self.row_pool
-                .extend(rows.rows.drain(..).take(room).map(|r| r.values));
-            rows.rows.shrink_to(RECYCLE_LIMIT);
+            rows.clear_keeping(RECYCLE_LIMIT);
         }
         self.spare = Some(closed);
     }
@@ -583,13 +553,14 @@ impl RollupEngine {
                 } else {
                     st.pred
                 };
-                let values = compute_bucket(
+                let mut values = Vec::new();
+                compute_bucket(
                     &p.aggregation_methods,
                     &st.points[i..end],
                     pred,
                     &mut self.values,
                     &mut self.scratch,
-                    Vec::new(),
+                    &mut values,
                 );
                 out.push(ClosedRow {
                     timestamp: bucket,
@@ -604,16 +575,17 @@ impl RollupEngine {
 }
 
 /// Computes every method of a bucket from its raw points (time order) and
-/// the raw point before them (`pred`, for `rate:`). `methods` is in
-/// canonical order: plain methods first, then `rate:` ones.
+/// the raw point before them (`pred`, for `rate:`) into `out`, one per
+/// method. `methods` is in canonical order: plain methods first, then
+/// `rate:` ones.
 fn compute_bucket(
     methods: &[super::policy::AggregationMethod],
     points: &[Point],
     pred: Option<Point>,
     values: &mut Vec<f64>,
     scratch: &mut BucketScratch,
-    mut out: Vec<Option<f64>>,
-) -> Vec<Option<f64>> {
+    out: &mut Vec<Option<f64>>,
+) {
     out.clear();
     out.reserve(methods.len());
     values.clear();
@@ -646,7 +618,6 @@ fn compute_bucket(
             aggregate(m.base, data, scratch)
         });
     }
-    out
 }
 
 #[cfg(test)]

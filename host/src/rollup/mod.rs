@@ -12,7 +12,7 @@
 //!               v
 //!             compute every method of the policy from the raw measures
 //!               v
-//!             ClosedRow { bucket start, series, [mean, max, pct95, …] }
+//!             ClosedRows: bucket start, series, [mean, max, pct95, …] per row
 //! ```
 //!
 //! Bucketing floors timestamps to the granularity from the Unix epoch, UTC,
@@ -22,11 +22,13 @@
 mod engine;
 mod methods;
 pub mod policy;
+mod rows;
 mod state;
 
-pub use engine::{ClosedRow, ClosedRows, RollupEngine, RollupReport, SeriesInfo, floor, retain};
+pub use engine::{RollupEngine, RollupReport, SeriesInfo, floor, retain};
 pub use methods::{BucketScratch, aggregate};
 pub use policy::{AggregationMethod, ArchivePolicy, BaseMethod, PolicyItem, PolicyRules};
+pub use rows::{ClosedRow, ClosedRowRef, ClosedRows};
 
 #[cfg(test)]
 mod tests;

@@ -73,7 +73,7 @@ fn close_all(e: &mut RollupEngine) -> Vec<Vec<(String, Vec<Option<f64>>)>> {
         .remove(0)
         .into_iter()
         .map(|rows| {
-            rows.rows
+            rows.to_rows()
                 .into_iter()
                 .map(|r| {
                     let s = (r.timestamp - DAY) / 1_000_000_000;
@@ -283,10 +283,10 @@ fn example_f_retention() {
     let refs: Vec<(&str, f64)> = measures.iter().map(|(t, v)| (t.as_str(), *v)).collect();
     ingest(&mut e, &refs);
     e.advance(i64::MAX / 2);
-    let mut closed = e.take_closed().remove(0);
+    let closed = e.take_closed().remove(0);
     let mut by_g = Vec::new();
     for (gi, item) in p.definition.iter().enumerate() {
-        let rows = &mut closed[gi].rows;
+        let rows = &mut closed[gi].to_rows();
         retain(rows, item.timespan().unwrap().as_nanos() as i64);
         by_g.push(
             rows.iter()
@@ -388,7 +388,7 @@ fn seven_day_buckets_start_on_thursdays() {
     let mut e = engine(p);
     ingest(&mut e, &[("00:00:00", 1.0)]);
     e.advance(i64::MAX / 2);
-    let rows = e.take_closed().remove(0).remove(0).rows;
+    let rows = e.take_closed().remove(0).remove(0).to_rows();
     // 2014-01-01 falls in the bucket of Thursday 2013-12-26.
     assert_eq!(rows[0].timestamp, 1_388_016_000 * 1_000_000_000);
 }
@@ -408,7 +408,7 @@ fn open_buckets_survive_a_restart() {
         ],
     );
     // rate:sum keeps one more block: the cutoff is 12:01, only 12:00 closes.
-    let closed = first.take_closed().remove(0).remove(0).rows;
+    let closed = first.take_closed().remove(0).remove(0).to_rows();
     assert_eq!(closed.len(), 1);
     assert_eq!(closed[0].values, some(&[2.0, 2.0, 3.0, 2.0]));
     first.save_state(dir.path()).unwrap();
@@ -469,13 +469,7 @@ fn a_restore_without_the_coarsest_granularity_closes_the_saved_minutes_once() {
             ("12:02:05", 4.0),
         ],
     );
-    assert!(
-        first
-            .take_closed()
-            .concat()
-            .iter()
-            .all(|c| c.rows.is_empty())
-    );
+    assert!(first.take_closed().concat().iter().all(|c| c.is_empty()));
     first.save_state(dir.path()).unwrap();
     drop(first);
 
@@ -498,9 +492,9 @@ fn idle_series_are_closed_by_advance() {
     let mut e = engine(p);
     ingest(&mut e, &[("12:00:10", 1.0)]);
     e.advance(at("12:00:59"));
-    assert!(e.take_closed()[0][0].rows.is_empty());
+    assert!(e.take_closed()[0][0].is_empty());
     e.advance(at("12:01:00"));
-    assert_eq!(e.take_closed()[0][0].rows.len(), 1);
+    assert_eq!(e.take_closed()[0][0].len(), 1);
     // A measure for the bucket closed that way is late.
     ingest(&mut e, &[("12:00:20", 1.0)]);
     assert_eq!(e.report().late.get("m"), Some(&1));
@@ -518,9 +512,9 @@ fn recycled_buffers_carry_no_rows_or_values_over() {
     );
     ingest(&mut e, &[("12:01:06", 9.0)]);
     let first = e.take_closed();
-    assert_eq!(first[0][0].rows.len(), 1);
+    assert_eq!(first[0][0].len(), 1);
     assert_eq!(
-        first[0][0].rows[0].values,
+        first[0][0].row(0).values().collect::<Vec<_>>(),
         // Canonical column order: count, max, std.
         vec![Some(3.0), Some(6.0), Some(1.5275252316519465)]
     );
@@ -531,5 +525,5 @@ fn recycled_buffers_carry_no_rows_or_values_over() {
     assert_eq!(rows[0][0].1, vec![Some(1.0), Some(9.0), None]);
     // A result of another shape is not taken back.
     e.recycle(vec![]);
-    assert_eq!(e.take_closed()[0][0].rows.len(), 0);
+    assert_eq!(e.take_closed()[0][0].len(), 0);
 }
