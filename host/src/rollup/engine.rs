@@ -91,7 +91,7 @@ impl RollupReport {
     }
 }
 
-/// Most rows (per granularity) whose buffers `recycle` keeps.
+/// Rows (per granularity) whose buffers `recycle` always keeps.
 const RECYCLE_LIMIT: usize = 1 << 16;
 
 /// Gnocchi's retention over one aggregate series: keeps the rows whose
@@ -187,6 +187,8 @@ pub struct RollupEngine {
     closed: Vec<Vec<ClosedRows>>,
     /// Emptied buffers of an earlier take, for the next (see `recycle`).
     spare: Option<Vec<Vec<ClosedRows>>>,
+    /// Rows per granularity whose buffers `recycle` always keeps.
+    recycle_rows: usize,
     report: RollupReport,
     // Scratch buffers reused across batches.
     group_offsets: Vec<usize>,
@@ -211,6 +213,7 @@ impl RollupEngine {
             index: HashMap::default(),
             closed,
             spare: None,
+            recycle_rows: RECYCLE_LIMIT,
             report: RollupReport::default(),
             group_offsets: Vec::new(),
             group_points: Vec::new(),
@@ -507,7 +510,7 @@ impl RollupEngine {
                     .iter()
                     .map(|c| {
                         let mut e = ClosedRows::new(c.width());
-                        e.reserve(c.len().min(RECYCLE_LIMIT));
+                        e.reserve(c.len().min(self.recycle_rows));
                         e
                     })
                     .collect()
@@ -528,10 +531,50 @@ impl RollupEngine {
         if !same_shape {
             return;
         }
+        // Buffers of up to `recycle_rows` rows are kept. Larger ones (a
+        // daily close of every series) are kept while they hold no more
+        // memory than the raw measures do, so a close that recurs (every
+        // coarsest block) faults in no fresh pages, while a one-off (an
+        // import's catch-up) does not pin its memory.
+        let mut budget: Option<usize> = None;
         for rows in closed.iter_mut().flatten() {
-            rows.clear_keeping(RECYCLE_LIMIT);
+            if rows.capacity() <= self.recycle_rows {
+                rows.clear_keeping(usize::MAX);
+                continue;
+            }
+            let bytes = rows.capacity_bytes();
+            let left = budget.get_or_insert_with(|| {
+                self.series
+                    .iter()
+                    .map(|s| s.points.capacity() * size_of::<Point>())
+                    .sum()
+            });
+            if bytes <= *left {
+                *left -= bytes;
+                rows.clear_keeping(usize::MAX);
+            } else {
+                rows.clear_keeping(self.recycle_rows);
+            }
         }
         self.spare = Some(closed);
+    }
+
+    /// Sets the rows per granularity whose buffers `recycle` always keeps.
+    #[cfg(test)]
+    pub(super) fn set_recycle_rows(&mut self, rows: usize) {
+        self.recycle_rows = rows;
+    }
+
+    /// Row capacity of the recycled buffers, per policy and granularity.
+    #[cfg(test)]
+    pub(super) fn spare_capacity(&self) -> Option<Vec<Vec<usize>>> {
+        let spare = self.spare.as_ref()?;
+        Some(
+            spare
+                .iter()
+                .map(|g| g.iter().map(|r| r.capacity()).collect())
+                .collect(),
+        )
     }
 
     /// The aggregates of the open (not yet closed) buckets of every series

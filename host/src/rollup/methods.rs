@@ -15,18 +15,18 @@ pub fn aggregate(method: BaseMethod, values: &[f64], scratch: &mut BucketScratch
     debug_assert!(!values.is_empty());
     let n = values.len();
     Some(match method {
-        BaseMethod::Mean => scratch.sum(values) / n as f64,
-        BaseMethod::Sum => scratch.sum(values),
+        BaseMethod::Mean => scratch.stats(values).sum / n as f64,
+        BaseMethod::Sum => scratch.stats(values).sum,
         BaseMethod::Count => n as f64,
-        BaseMethod::Min => extreme(values, |v, m| v < m),
-        BaseMethod::Max => extreme(values, |v, m| v > m),
+        BaseMethod::Min => scratch.stats(values).min(),
+        BaseMethod::Max => scratch.stats(values).max(),
         BaseMethod::First => values[0],
         BaseMethod::Last => values[n - 1],
         BaseMethod::Std => {
             if n < 2 {
                 return None;
             }
-            let mean = scratch.sum(values) / n as f64;
+            let mean = scratch.stats(values).sum / n as f64;
             let ss = values
                 .iter()
                 .fold(0.0, |acc, v| acc + (v - mean) * (v - mean));
@@ -37,12 +37,50 @@ pub fn aggregate(method: BaseMethod, values: &[f64], scratch: &mut BucketScratch
     })
 }
 
-/// What the methods of one bucket share: its sum and its sorted values,
-/// each computed at most once. [`BucketScratch::reset`] before the next
+/// Sum, minimum and maximum of a bucket, from one pass.
+#[derive(Debug, Clone, Copy)]
+struct Stats {
+    /// Sequential sum, in time order.
+    sum: f64,
+    /// The first of the smallest and of the largest values (`<`/`>`
+    /// against the best so far, so of 0.0 and -0.0 the earlier stays).
+    min: f64,
+    max: f64,
+    /// Whether a value is NaN (then min and max are NaN).
+    nan: bool,
+}
+
+impl Stats {
+    fn of(values: &[f64]) -> Stats {
+        let (mut sum, mut min, mut max, mut nan) = (0.0, values[0], values[0], false);
+        for &v in values {
+            sum += v;
+            nan |= v.is_nan();
+            if v < min {
+                min = v;
+            }
+            if v > max {
+                max = v;
+            }
+        }
+        Stats { sum, min, max, nan }
+    }
+
+    fn min(&self) -> f64 {
+        if self.nan { f64::NAN } else { self.min }
+    }
+
+    fn max(&self) -> f64 {
+        if self.nan { f64::NAN } else { self.max }
+    }
+}
+
+/// What the methods of one bucket share: its sum, minimum and maximum (one
+/// pass) and its sorted values, each computed at most once. [`BucketScratch::reset`] before the next
 /// bucket (or the next set of values of the same bucket).
 #[derive(Debug, Default)]
 pub struct BucketScratch {
-    sum: Option<f64>,
+    stats: Option<Stats>,
     sorted: Vec<f64>,
     sorted_ready: bool,
 }
@@ -50,15 +88,13 @@ pub struct BucketScratch {
 impl BucketScratch {
     /// Forgets the cached sum and order (keeps the buffer).
     pub fn reset(&mut self) {
-        self.sum = None;
+        self.stats = None;
         self.sorted_ready = false;
     }
 
-    /// The sequential sum of `values`.
-    fn sum(&mut self, values: &[f64]) -> f64 {
-        *self
-            .sum
-            .get_or_insert_with(|| values.iter().fold(0.0, |acc, v| acc + v))
+    /// Sum, minimum and maximum of `values`.
+    fn stats(&mut self, values: &[f64]) -> Stats {
+        *self.stats.get_or_insert_with(|| Stats::of(values))
     }
 
     /// `values` sorted by [`f64::total_cmp`].
@@ -71,21 +107,6 @@ impl BucketScratch {
         }
         &self.sorted
     }
-}
-
-/// The value for which `better(v, best)` holds against all others, in one
-/// pass; NaN if any value is NaN.
-fn extreme(values: &[f64], better: fn(f64, f64) -> bool) -> f64 {
-    let mut best = values[0];
-    for &v in values {
-        if v.is_nan() {
-            return f64::NAN;
-        }
-        if better(v, best) {
-            best = v;
-        }
-    }
-    best
 }
 
 /// NumPy's `percentile(v, q, method="linear")` over sorted `v`: virtual

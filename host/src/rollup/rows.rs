@@ -186,7 +186,7 @@ impl ClosedRows {
     }
 
     /// Removes every row, keeping the buffers, shrunk to at most
-    /// `max_rows` rows' worth (one large close must not pin its memory).
+    /// `max_rows` rows' worth.
     pub(super) fn clear_keeping(&mut self, max_rows: usize) {
         self.timestamps.clear();
         self.series_index.clear();
@@ -196,6 +196,19 @@ impl ClosedRows {
         self.series_index.shrink_to(max_rows);
         self.series.shrink_to(max_rows);
         self.values.shrink_to(max_rows.saturating_mul(self.width));
+    }
+
+    /// Rows the buffers have room for.
+    pub(super) fn capacity(&self) -> usize {
+        self.timestamps.capacity()
+    }
+
+    /// Bytes the buffers hold (capacity, not length).
+    pub(super) fn capacity_bytes(&self) -> usize {
+        self.timestamps.capacity() * size_of::<i64>()
+            + self.series_index.capacity() * size_of::<u32>()
+            + self.series.capacity() * size_of::<Arc<SeriesInfo>>()
+            + self.values.capacity() * size_of::<f64>()
     }
 
     /// Reserves room for `rows` more rows.

@@ -527,3 +527,39 @@ fn recycled_buffers_carry_no_rows_or_values_over() {
     e.recycle(vec![]);
     assert_eq!(e.take_closed()[0][0].len(), 0);
 }
+
+#[test]
+fn recycle_keeps_large_row_buffers_only_within_the_raw_measures_memory() {
+    // 1,200 measures 10 s apart (12:00–15:20): 200 one-minute rows and 4
+    // hourly rows, closed at once. Raw buffer: room for 2,048 measures of
+    // 16 bytes (32 KiB); one-minute rows: 28 bytes each (ts, series
+    // index, series entry, one value), far less.
+    let measures: Vec<(String, f64)> = (0..1200)
+        .map(|i| {
+            let s = 12 * 3600 + i * 10;
+            (
+                format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60),
+                i as f64,
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, f64)> = measures.iter().map(|(t, v)| (t.as_str(), *v)).collect();
+    let run = |grans: &[(u64, Option<u64>)]| {
+        let mut e = engine(policy(grans, 0, &["mean"]));
+        e.set_recycle_rows(16);
+        ingest(&mut e, &refs);
+        e.advance(i64::MAX / 2);
+        let closed = e.take_closed();
+        let lens: Vec<usize> = closed[0].iter().map(|r| r.len()).collect();
+        e.recycle(closed);
+        (lens, e.spare_capacity().unwrap().remove(0))
+    };
+    let (lens, kept) = run(&[(60, None), (3600, None)]);
+    assert_eq!(lens, [200, 4]);
+    assert!(kept[0] >= 200, "the 200-row buffer is kept: {kept:?}");
+    assert!(kept[1] <= 16, "{kept:?}");
+    // At 1 s, 1,200 rows × 28 bytes outweigh the raw buffer: shrunk.
+    let (lens, kept) = run(&[(1, None), (3600, None)]);
+    assert_eq!(lens, [1200, 4]);
+    assert!(kept[0] <= 16, "the 1,200-row buffer is given up: {kept:?}");
+}
