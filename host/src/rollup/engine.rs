@@ -556,6 +556,19 @@ impl RollupEngine {
                 rows.clear_keeping(self.recycle_rows);
             }
         }
+        // The larger empty buffer becomes the one filled next, so one
+        // large buffer per granularity serves every recurring close
+        // (rather than two, taken in turns).
+        for (mine, back) in self
+            .closed
+            .iter_mut()
+            .flatten()
+            .zip(closed.iter_mut().flatten())
+        {
+            if mine.is_empty() && back.capacity() > mine.capacity() {
+                std::mem::swap(mine, back);
+            }
+        }
         self.spare = Some(closed);
     }
 
@@ -565,16 +578,14 @@ impl RollupEngine {
         self.recycle_rows = rows;
     }
 
-    /// Row capacity of the recycled buffers, per policy and granularity.
+    /// Row capacity of the buffers the next closes fill, per policy and
+    /// granularity.
     #[cfg(test)]
-    pub(super) fn spare_capacity(&self) -> Option<Vec<Vec<usize>>> {
-        let spare = self.spare.as_ref()?;
-        Some(
-            spare
-                .iter()
-                .map(|g| g.iter().map(|r| r.capacity()).collect())
-                .collect(),
-        )
+    pub(super) fn closed_capacity(&self) -> Vec<Vec<usize>> {
+        self.closed
+            .iter()
+            .map(|g| g.iter().map(|r| r.capacity()).collect())
+            .collect()
     }
 
     /// The aggregates of the open (not yet closed) buckets of every series
