@@ -450,7 +450,10 @@ impl RollupEngine {
             let mut i = lo;
             while i < hi {
                 let bucket = floor(st.points[i].0, g);
-                let end = st.points[lo..hi].partition_point(|p| p.0 < bucket + g) + lo;
+                // Galloping from the bucket's first point: O(log k) for a
+                // bucket of k points (a binary search over the whole range
+                // cost log n cache misses per bucket).
+                let end = i + first_at_or_after_from_start(&st.points[i..hi], bucket + g);
                 let pred = if i > 0 {
                     Some(st.points[i - 1])
                 } else {
