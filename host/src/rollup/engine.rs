@@ -46,6 +46,10 @@ pub(super) struct SeriesState {
     /// Per policy granularity: start of the first bucket not yet written
     /// (inline: one cache line less per series and batch).
     pub(super) open_from: SmallVec<[i64; 4]>,
+    /// The latest `close_at` the series was closed to: a close to it or
+    /// before is a no-op (`open_from` only moves forward), and most
+    /// batches do not move it (it moves once per coarsest block).
+    pub(super) closed_to: i64,
 }
 
 impl SeriesState {
@@ -194,6 +198,8 @@ pub struct RollupEngine {
     group_offsets: Vec<usize>,
     group_points: Vec<Point>,
     batch_ids: Vec<Option<u32>>,
+    /// The previous batch's engine ids by position (`u32::MAX`: none).
+    prev_batch: Vec<u32>,
     scratch: BucketScratch,
     values: Vec<f64>,
     row: Vec<Option<f64>>,
@@ -218,6 +224,7 @@ impl RollupEngine {
             group_offsets: Vec::new(),
             group_points: Vec::new(),
             batch_ids: Vec::new(),
+            prev_batch: Vec::new(),
             scratch: BucketScratch::default(),
             values: Vec::new(),
             row: Vec::new(),
@@ -260,10 +267,13 @@ impl RollupEngine {
     ) {
         // Map the batch's series to engine series (per series, not sample).
         self.batch_ids.clear();
-        for s in series {
-            let id = self.series_id(s);
+        for (pos, s) in series.iter().enumerate() {
+            let id = self.series_id(pos, s);
             self.batch_ids.push(id);
         }
+        self.prev_batch.clear();
+        self.prev_batch
+            .extend(self.batch_ids.iter().map(|id| id.unwrap_or(u32::MAX)));
         // Group samples by series: a counting sort into reused buffers.
         let n = series.len();
         self.group_offsets.clear();
@@ -310,7 +320,19 @@ impl RollupEngine {
     /// The engine id of `s`, registering it; `None` when no rule matches.
     /// Looked up by a hash of the borrowed identity: no allocation for a
     /// known series.
-    fn series_id(&mut self, s: &WitSeries) -> Option<u32> {
+    ///
+    /// A source sends its series in the same order batch after batch:
+    /// position `pos`'s series of the previous batch is tried first (a
+    /// sequential read instead of a hash-table probe, which misses cache).
+    fn series_id(&mut self, pos: usize, s: &WitSeries) -> Option<u32> {
+        if let Some(&id) = self.prev_batch.get(pos)
+            && let Some(st) = self.series.get(id as usize)
+            && st.info.metric == s.metric
+            && st.info.resource_id == s.resource_id
+            && st.info.attributes == s.attributes
+        {
+            return Some(id);
+        }
         let h = identity_hash(&s.metric, &s.resource_id, &s.attributes);
         if let Some(ids) = self.index.get(&h) {
             for &id in ids {
@@ -349,6 +371,7 @@ impl RollupEngine {
             pred: None,
             last: None,
             open_from: smallvec::smallvec![i64::MIN; granularities],
+            closed_to: i64::MIN,
         });
         id
     }
@@ -432,9 +455,14 @@ impl RollupEngine {
     /// Emits every bucket of series `id` that ends at or before `close_at`
     /// and drops the raw measures no open bucket needs.
     fn close_series(&mut self, id: usize, close_at: i64) {
-        let policies = self.policies.clone();
-        let policy = &policies[self.series[id].policy];
         let st = &mut self.series[id];
+        if close_at <= st.closed_to {
+            return;
+        }
+        st.closed_to = close_at;
+        // A field borrow, not a clone of the Arc: no shared counter
+        // touched per series and batch.
+        let policy = &self.policies[st.policy];
         let keep_before = st.keep_from();
         for (gi, item) in policy.definition.iter().enumerate() {
             let g = item.granularity_ns();

@@ -563,3 +563,52 @@ fn recycle_keeps_large_row_buffers_only_within_the_raw_measures_memory() {
     assert_eq!(lens, [1200, 4]);
     assert!(kept[0] <= 16, "the 1,200-row buffer is given up: {kept:?}");
 }
+
+#[test]
+fn series_found_whatever_their_position_from_batch_to_batch() {
+    let p = policy(&[(60, None)], 0, &["sum", "count"]);
+    let mut e = engine(p);
+    let s = |r: &str| WitSeries {
+        metric: "m".into(),
+        resource_id: r.into(),
+        unit: "1".into(),
+        type_: SampleType::Gauge,
+        attributes: vec![],
+    };
+    // Batch 1: [a, b]; batch 2: [b, a] (each position now names the other
+    // series); batch 3: [c, a] (a new series where b was).
+    e.ingest_columns(
+        &[s("a"), s("b")],
+        &[0, 1],
+        &[at("12:00:01"), at("12:00:02")],
+        &[1.0, 10.0],
+    );
+    e.ingest_columns(
+        &[s("b"), s("a")],
+        &[0, 1],
+        &[at("12:00:03"), at("12:00:04")],
+        &[20.0, 2.0],
+    );
+    e.ingest_columns(
+        &[s("c"), s("a")],
+        &[0, 1],
+        &[at("12:00:05"), at("12:00:06")],
+        &[100.0, 4.0],
+    );
+    assert_eq!(e.series_count(), 3);
+    e.advance(i64::MAX / 2);
+    let mut got: Vec<(String, Vec<Option<f64>>)> = e.take_closed()[0][0]
+        .iter()
+        .map(|r| (r.series.resource_id.clone(), r.values().collect()))
+        .collect();
+    got.sort_by(|x, y| x.0.cmp(&y.0));
+    // Policy order: sum, count.
+    assert_eq!(
+        got,
+        [
+            ("a".to_string(), vec![Some(7.0), Some(3.0)]),
+            ("b".to_string(), vec![Some(30.0), Some(2.0)]),
+            ("c".to_string(), vec![Some(100.0), Some(1.0)]),
+        ]
+    );
+}
