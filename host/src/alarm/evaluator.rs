@@ -535,12 +535,15 @@ impl AlarmEvaluator {
                 continue;
             };
             let per_series = self.recent.entry((p, g)).or_default();
-            for row in rows.iter() {
-                if !metrics.contains(&row.series.metric) {
+            // Per run of one series' rows: one lookup, and only the last
+            // `n` rows copied (a daily close brings 1,440 per series).
+            for (series, run) in rows.runs() {
+                if !metrics.contains(&series.metric) {
                     continue;
                 }
-                let q = per_series.entry(row.series.clone()).or_default();
-                q.push_back(row.to_owned());
+                let q = per_series.entry(series.clone()).or_default();
+                let from = run.end - run.len().min(*n);
+                q.extend((from..run.end).map(|i| rows.row(i).to_owned()));
                 while q.len() > *n {
                     q.pop_front();
                 }

@@ -180,6 +180,19 @@ impl ClosedRows {
         (0..self.len()).map(|i| self.row(i))
     }
 
+    /// The runs of consecutive rows of one series, in closing order: the
+    /// series and its rows' index range.
+    pub fn runs(&self) -> impl Iterator<Item = (&Arc<SeriesInfo>, std::ops::Range<usize>)> + '_ {
+        let mut start = 0;
+        std::iter::from_fn(move || {
+            let first = *self.series_index.get(start)?;
+            let len = self.series_index[start..].partition_point(|&s| s == first);
+            let run = start..start + len;
+            start += len;
+            Some((&self.series[first as usize], run))
+        })
+    }
+
     /// The rows in closing order, owned.
     pub fn to_rows(&self) -> Vec<ClosedRow> {
         self.iter().map(|r| r.to_owned()).collect()
@@ -254,6 +267,12 @@ mod tests {
         assert_eq!(rows.len(), 4);
         // One series entry per run: a, b, a.
         assert_eq!(rows.series.len(), 3);
+        let runs: Vec<(&str, std::ops::Range<usize>)> = rows
+            .runs()
+            .map(|(s, r)| (s.resource_id.as_str(), r))
+            .collect();
+        assert_eq!(runs, [("a", 0..2), ("b", 2..3), ("a", 3..4)]);
+        assert_eq!(ClosedRows::new(2).runs().count(), 0);
         assert_eq!(rows.series(1).resource_id, "a");
         assert_eq!(rows.series(2).resource_id, "b");
         assert_eq!(rows.timestamp(3), 30);
