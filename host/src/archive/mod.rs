@@ -238,6 +238,13 @@ impl ArchiveWriter {
             return Ok(Vec::new());
         }
         let policy = self.policies[policy_idx].clone();
+        anyhow::ensure!(
+            rows.width() == policy.aggregation_methods.len(),
+            "policy {}: closed rows with {} values for {} aggregation methods",
+            policy.name,
+            rows.width(),
+            policy.aggregation_methods.len()
+        );
         // Row indices by date partition (UTC day, as `date_of`).
         let mut by_day: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
         let mut run: Option<(i64, Vec<usize>)> = None; // the current day's rows

@@ -209,3 +209,70 @@ fn dates_are_utc() {
     assert_eq!(date_of(T0 * 1_000_000_000), "2014-01-01");
     assert_eq!(date_start("2014-01-01"), Some(T0 * 1_000_000_000));
 }
+
+#[test]
+fn rows_alternating_between_days_go_to_their_day_sorted() {
+    // The engine's order when many series close two days at once: per
+    // series, day 0 then day 1.
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = ArchiveWriter::new(dir.path(), vec![policy()].into(), BTreeMap::new());
+    let rows = ClosedRows::from(vec![
+        row("m", "b", T0 + 3600, 1.0),
+        row("m", "b", T0 + 86400 + 3600, 2.0),
+        row("m", "a", T0 + 7200, 3.0),
+        row("m", "a", T0 + 86400, 4.0),
+        row("m", "a", T0 + 86400 + 7200, 5.0),
+    ]);
+    let files = w.write(0, 0, &rows).unwrap();
+    assert_eq!(files.len(), 2);
+    let got: Vec<(String, Vec<String>, Vec<f64>)> = files
+        .iter()
+        .map(|f| {
+            let b = read(f);
+            let r = b.column(3).as_dictionary::<arrow::datatypes::Int32Type>();
+            let names = r.values().as_string::<i32>();
+            let resources = r
+                .keys()
+                .iter()
+                .map(|k| names.value(k.unwrap() as usize).to_string());
+            (
+                f.parent()
+                    .unwrap()
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned(),
+                resources.collect(),
+                b.column(6).as_primitive::<Float64Type>().values().to_vec(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "date=2014-01-01".into(),
+                vec!["a".into(), "b".into()],
+                vec![3.0, 1.0]
+            ),
+            (
+                "date=2014-01-02".into(),
+                vec!["a".into(), "a".into(), "b".into()],
+                vec![4.0, 5.0, 2.0]
+            ),
+        ]
+    );
+}
+
+#[test]
+fn rows_of_another_width_than_the_policy_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = ArchiveWriter::new(dir.path(), vec![policy()].into(), BTreeMap::new());
+    let mut narrow = row("m", "a", T0, 1.0);
+    narrow.values.pop();
+    let err = w.write(0, 0, &ClosedRows::from(vec![narrow])).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "policy p: closed rows with 2 values for 3 aggregation methods"
+    );
+}

@@ -180,7 +180,8 @@ pub fn floor(ts: i64, g: i64) -> i64 {
 /// Memory per open series: 16 bytes per raw measure within the open
 /// buckets, i.e. at most `(back_window + 2) × block` worth of measures,
 /// plus its strings; quantiles need no other state. Closed rows until
-/// taken: 12 bytes plus 8 per method each ([`ClosedRows`]); `recycle`
+/// taken: 12 bytes plus 8 per method each, and 8 per run of one series'
+/// rows ([`ClosedRows`]); `recycle`
 /// keeps a larger row buffer than `RECYCLE_LIMIT` rows only while it holds
 /// no more than the raw measures do.
 #[derive(Debug)]
@@ -534,8 +535,9 @@ impl RollupEngine {
         if let Some(spare) = self.spare.take() {
             return std::mem::replace(&mut self.closed, spare);
         }
-        // Sized as the previous take: one allocation per batch instead of
-        // a chain of doublings (each faulting in fresh pages).
+        // Sized as the previous take, up to `recycle_rows`: one allocation
+        // per batch instead of a chain of doublings for a steady stream;
+        // a larger take grows past it.
         let empty = self
             .closed
             .iter()
@@ -569,7 +571,9 @@ impl RollupEngine {
         // daily close of every series) are kept while they hold no more
         // memory than the raw measures do, so a close that recurs (every
         // coarsest block) faults in no fresh pages, while a one-off (an
-        // import's catch-up) does not pin its memory.
+        // import's catch-up) does not pin its memory. With the swap below,
+        // the large buffer of a granularity is the one filled next, so only
+        // one is held (two only if rows closed between take and recycle).
         let mut budget: Option<usize> = None;
         for rows in closed.iter_mut().flatten() {
             if rows.capacity() <= self.recycle_rows {

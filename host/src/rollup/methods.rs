@@ -7,8 +7,8 @@
 use super::policy::BaseMethod;
 
 /// Computes `method` over `values` (a bucket's values in time order, at
-/// least one). `scratch` caches the sum and a sorted copy between the
-/// calls of one bucket; [`BucketScratch::reset`] it before the next bucket.
+/// least one). `scratch` caches the sum, minimum and maximum and a sorted
+/// copy between the calls of one bucket; [`BucketScratch::reset`] it before the next bucket.
 ///
 /// Returns `None` where Gnocchi yields no point: `std` of one value.
 pub fn aggregate(method: BaseMethod, values: &[f64], scratch: &mut BucketScratch) -> Option<f64> {
@@ -86,7 +86,7 @@ pub struct BucketScratch {
 }
 
 impl BucketScratch {
-    /// Forgets the cached sum and order (keeps the buffer).
+    /// Forgets the cached sum, extremes and order (keeps the buffer).
     pub fn reset(&mut self) {
         self.stats = None;
         self.sorted_ready = false;
@@ -176,7 +176,39 @@ mod tests {
     }
 
     #[test]
+    fn signed_zeros_keep_the_first_and_one_scratch_serves_every_method() {
+        let bits = |m, v: &[f64]| agg(m, v).unwrap().to_bits();
+        for v in [[0.0, -0.0], [-0.0, 0.0]] {
+            // Neither zero is below or above the other: the first stays.
+            assert_eq!(bits(BaseMethod::Min, &v), v[0].to_bits());
+            assert_eq!(bits(BaseMethod::Max, &v), v[0].to_bits());
+        }
+        // Sum, mean, min, max, std over one scratch, as a bucket's methods
+        // run: the same as each on its own.
+        let v = [0.1, 0.2, 0.3, -5.0, 7.5];
+        let mut scratch = BucketScratch::default();
+        for m in [
+            BaseMethod::Sum,
+            BaseMethod::Mean,
+            BaseMethod::Min,
+            BaseMethod::Max,
+            BaseMethod::Std,
+        ] {
+            assert_eq!(aggregate(m, &v, &mut scratch), agg(m, &v), "{m:?}");
+        }
+        // Sequential: ((((0.1 + 0.2) + 0.3) + -5.0) + 7.5).
+        assert_eq!(
+            agg(BaseMethod::Sum, &v),
+            Some(((0.1 + 0.2) + 0.3 - 5.0) + 7.5)
+        );
+        assert_eq!(agg(BaseMethod::Min, &v), Some(-5.0));
+        assert_eq!(agg(BaseMethod::Max, &v), Some(7.5));
+    }
+
+    #[test]
     fn nan_propagates() {
+        assert!(agg(BaseMethod::Min, &[f64::NAN, 1.0]).unwrap().is_nan());
+        assert!(agg(BaseMethod::Max, &[f64::NAN, 1.0]).unwrap().is_nan());
         assert!(agg(BaseMethod::Max, &[1.0, f64::NAN]).unwrap().is_nan());
         assert!(
             agg(BaseMethod::Median, &[1.0, f64::NAN, 2.0])

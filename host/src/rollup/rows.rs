@@ -123,7 +123,8 @@ impl ClosedRows {
     /// width.
     ///
     /// # Panics
-    /// When `values` has another length than the rows' width.
+    /// When `values` has another length than the rows' width (the rows
+    /// are left as they were).
     pub fn push(
         &mut self,
         timestamp: i64,
@@ -135,11 +136,15 @@ impl ClosedRows {
         if self.width == 0 && self.timestamps.is_empty() {
             self.width = self.values.len();
         }
-        assert_eq!(
-            self.values.len() - before,
-            self.width,
-            "a closed row has one value per method"
-        );
+        let got = self.values.len() - before;
+        if got != self.width {
+            // Leave the rows as they were before panicking.
+            self.values.truncate(before);
+            panic!(
+                "a closed row has one value per method: {got} values, {} methods",
+                self.width
+            );
+        }
         if self
             .series
             .last()
@@ -147,6 +152,7 @@ impl ClosedRows {
         {
             self.series.push(series.clone());
         }
+        debug_assert!(self.series.len() <= u32::MAX as usize);
         self.series_index.push((self.series.len() - 1) as u32);
         self.timestamps.push(timestamp);
     }
@@ -162,7 +168,12 @@ impl ClosedRows {
     }
 
     /// Value of method `m` in row `i`; `None` where Gnocchi has no point.
+    ///
+    /// # Panics
+    /// When `m` is not below [`ClosedRows::width`] or `i` not below
+    /// [`ClosedRows::len`].
     pub fn value(&self, i: usize, m: usize) -> Option<f64> {
+        assert!(m < self.width, "method {m} of a {}-method row", self.width);
         decode(self.values[i * self.width + m])
     }
 
@@ -232,6 +243,8 @@ impl ClosedRows {
     }
 }
 
+/// # Panics
+/// When the rows do not all have as many values as the first.
 impl From<Vec<ClosedRow>> for ClosedRows {
     fn from(rows: Vec<ClosedRow>) -> Self {
         let mut out = ClosedRows::new(rows.first().map_or(0, |r| r.values.len()));
@@ -300,9 +313,18 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "one value per method")]
-    fn a_row_of_another_width_is_refused() {
+    fn a_row_of_another_width_is_refused_and_leaves_the_rows_intact() {
         let mut rows = ClosedRows::new(2);
-        rows.push(0, &info("a"), [Some(1.0)]);
+        rows.push(0, &info("a"), [Some(1.0), Some(2.0)]);
+        let bad = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            rows.push(1, &info("a"), [Some(3.0)]);
+        }));
+        assert!(bad.is_err());
+        rows.push(2, &info("a"), [Some(4.0), None]);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows.value(1, 0), Some(4.0));
+        assert_eq!(rows.value(1, 1), None);
+        let past = std::panic::catch_unwind(|| rows.value(0, 2));
+        assert!(past.is_err(), "method 2 of a 2-method row");
     }
 }

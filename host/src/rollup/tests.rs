@@ -526,14 +526,34 @@ fn recycled_buffers_carry_no_rows_or_values_over() {
     // A result of another shape is not taken back.
     e.recycle(vec![]);
     assert_eq!(e.take_closed()[0][0].len(), 0);
+    // Nor one of another width (a buffer for 99 methods would refuse the
+    // 3-value rows of the next close).
+    e.recycle(vec![vec![ClosedRows::new(99)]]);
+    let _ = e.take_closed();
+    // (A new series: everything of m/r is closed by now.)
+    let mut other = series();
+    other[0].resource_id = "r2".into();
+    e.ingest_columns(
+        &other,
+        &[0, 0],
+        &[at("12:05:00"), at("12:05:30")],
+        &[1.0, 4.0],
+    );
+    let rows = close_all(&mut e);
+    assert_eq!(
+        rows[0],
+        [(
+            "12:05:00".to_string(),
+            vec![Some(2.0), Some(4.0), Some(2.1213203435596424)]
+        )]
+    );
 }
 
 #[test]
 fn recycle_keeps_large_row_buffers_only_within_the_raw_measures_memory() {
-    // 1,200 measures 10 s apart (12:00–15:20): 200 one-minute rows and 4
-    // hourly rows, closed at once. Raw buffer: room for 2,048 measures of
-    // 16 bytes (32 KiB); one-minute rows: 28 bytes each (ts, series
-    // index, series entry, one value), far less.
+    // 1,200 measures 10 s apart (12:00–15:20), closed at once. Raw buffer:
+    // room for 2,048 measures of 16 bytes (32 KiB). A row of four methods
+    // takes 8 (bucket start) + 4 (series index) + 4 × 8 bytes = 44 bytes.
     let measures: Vec<(String, f64)> = (0..1200)
         .map(|i| {
             let s = 12 * 3600 + i * 10;
@@ -545,23 +565,26 @@ fn recycle_keeps_large_row_buffers_only_within_the_raw_measures_memory() {
         .collect();
     let refs: Vec<(&str, f64)> = measures.iter().map(|(t, v)| (t.as_str(), *v)).collect();
     let run = |grans: &[(u64, Option<u64>)]| {
-        let mut e = engine(policy(grans, 0, &["mean"]));
+        let mut e = engine(policy(grans, 0, &["mean", "min", "max", "sum"]));
         e.set_recycle_rows(16);
         ingest(&mut e, &refs);
         e.advance(i64::MAX / 2);
         let closed = e.take_closed();
         let lens: Vec<usize> = closed[0].iter().map(|r| r.len()).collect();
+        let caps: Vec<usize> = closed[0].iter().map(|r| r.capacity()).collect();
         e.recycle(closed);
-        (lens, e.closed_capacity().remove(0))
+        (lens, caps, e.closed_capacity().remove(0))
     };
-    let (lens, kept) = run(&[(60, None), (3600, None)]);
+    // 200 one-minute rows (under 9 KiB): kept whole for the next close.
+    let (lens, caps, kept) = run(&[(60, None), (3600, None)]);
     assert_eq!(lens, [200, 4]);
-    assert!(kept[0] >= 200, "the 200-row buffer is kept: {kept:?}");
-    assert!(kept[1] <= 16, "{kept:?}");
-    // At 1 s, 1,200 rows × 28 bytes outweigh the raw buffer: shrunk.
-    let (lens, kept) = run(&[(1, None), (3600, None)]);
+    assert_eq!(kept[0], caps[0], "the 200-row buffer is kept: {kept:?}");
+    // 1,200 one-second rows (at least 52 KiB) outweigh the raw buffer:
+    // shrunk to the 16 rows always kept.
+    let (lens, caps, kept) = run(&[(1, None), (3600, None)]);
     assert_eq!(lens, [1200, 4]);
-    assert!(kept[0] <= 16, "the 1,200-row buffer is given up: {kept:?}");
+    assert!(caps[0] >= 1200);
+    assert_eq!(kept[0], 16, "the 1,200-row buffer is given up: {kept:?}");
 }
 
 #[test]
