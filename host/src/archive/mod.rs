@@ -247,21 +247,9 @@ impl ArchiveWriter {
         );
         // Row indices by date partition (UTC day, as `date_of`).
         let mut by_day: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
-        let mut run: Option<(i64, Vec<usize>)> = None; // the current day's rows
         for i in 0..rows.len() {
             let day = rows.timestamp(i).max(0).div_euclid(DAY_NS);
-            match &mut run {
-                Some((d, part)) if *d == day => part.push(i),
-                _ => {
-                    if let Some((d, part)) = run.take() {
-                        by_day.entry(d).or_default().extend(part);
-                    }
-                    run = Some((day, vec![i]));
-                }
-            }
-        }
-        if let Some((d, part)) = run {
-            by_day.entry(d).or_default().extend(part);
+            by_day.entry(day).or_default().push(i);
         }
         let mut files = Vec::new();
         for (day, mut part) in by_day {

@@ -180,10 +180,10 @@ pub fn floor(ts: i64, g: i64) -> i64 {
 /// Memory per open series: 16 bytes per raw measure within the open
 /// buckets, i.e. at most `(back_window + 2) × block` worth of measures,
 /// plus its strings; quantiles need no other state. Closed rows until
-/// taken: 12 bytes plus 8 per method each, and 8 per run of one series'
-/// rows ([`ClosedRows`]); `recycle`
-/// keeps a larger row buffer than `RECYCLE_LIMIT` rows only while it holds
-/// no more than the raw measures do.
+/// taken ([`ClosedRows`]): 12 bytes plus 8 per method each, and 8 per run
+/// of one series' rows; `recycle` keeps a larger row buffer than
+/// `RECYCLE_LIMIT` rows only while it holds no more than the raw measures
+/// do.
 #[derive(Debug)]
 pub struct RollupEngine {
     pub(super) policies: Arc<[ArchivePolicy]>,
@@ -202,8 +202,6 @@ pub struct RollupEngine {
     group_offsets: Vec<usize>,
     group_points: Vec<Point>,
     batch_ids: Vec<Option<u32>>,
-    /// The previous batch's engine ids by position (`u32::MAX`: none).
-    prev_batch: Vec<u32>,
     scratch: BucketScratch,
     values: Vec<f64>,
     row: Vec<Option<f64>>,
@@ -228,7 +226,6 @@ impl RollupEngine {
             group_offsets: Vec::new(),
             group_points: Vec::new(),
             batch_ids: Vec::new(),
-            prev_batch: Vec::new(),
             scratch: BucketScratch::default(),
             values: Vec::new(),
             row: Vec::new(),
@@ -270,14 +267,16 @@ impl RollupEngine {
         values: &[f64],
     ) {
         // Map the batch's series to engine series (per series, not sample).
-        self.batch_ids.clear();
+        // Each position still holds the previous batch's id: the hint.
+        self.batch_ids.truncate(series.len());
         for (pos, s) in series.iter().enumerate() {
-            let id = self.series_id(pos, s);
-            self.batch_ids.push(id);
+            let hint = self.batch_ids.get(pos).copied().flatten();
+            let id = self.series_id(hint, s);
+            match self.batch_ids.get_mut(pos) {
+                Some(slot) => *slot = id,
+                None => self.batch_ids.push(id),
+            }
         }
-        self.prev_batch.clear();
-        self.prev_batch
-            .extend(self.batch_ids.iter().map(|id| id.unwrap_or(u32::MAX)));
         // Group samples by series: a counting sort into reused buffers.
         let n = series.len();
         self.group_offsets.clear();
@@ -326,10 +325,11 @@ impl RollupEngine {
     /// known series.
     ///
     /// A source sends its series in the same order batch after batch:
-    /// position `pos`'s series of the previous batch is tried first (a
-    /// sequential read instead of a hash-table probe, which misses cache).
-    fn series_id(&mut self, pos: usize, s: &WitSeries) -> Option<u32> {
-        if let Some(&id) = self.prev_batch.get(pos)
+    /// `hint`, the id at the same position in the previous batch, is tried
+    /// first (a sequential read instead of a hash-table probe, which
+    /// misses cache).
+    fn series_id(&mut self, hint: Option<u32>, s: &WitSeries) -> Option<u32> {
+        if let Some(id) = hint
             && let Some(st) = self.series.get(id as usize)
             && st.info.metric == s.metric
             && st.info.resource_id == s.resource_id
