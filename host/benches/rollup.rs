@@ -23,6 +23,14 @@ const SERIES: usize = 10_000;
 const BATCH: usize = 65_536;
 
 fn policy(methods: &[&str], granularities: &[u64]) -> ArchivePolicy {
+    lossy_policy(methods, granularities, None)
+}
+
+fn lossy_policy(
+    methods: &[&str],
+    granularities: &[u64],
+    precision_bits: Option<u32>,
+) -> ArchivePolicy {
     RawArchivePolicy {
         name: "bench".into(),
         back_window: 0,
@@ -35,6 +43,7 @@ fn policy(methods: &[&str], granularities: &[u64]) -> ArchivePolicy {
             })
             .collect(),
         aggregation_methods: Some(methods.iter().map(|m| m.to_string()).collect()),
+        precision_bits,
     }
     .build()
     .unwrap()
@@ -185,27 +194,51 @@ fn density(_c: &mut Criterion) {
         .cloned()
         .collect();
     let default = &["mean", "min", "max", "sum", "std", "count"][..];
-    for (label, files, methods, grans) in [
+    for (label, files, methods, grans, bits) in [
         (
             "machine temperature, default methods, 5 min + 1 h",
             &machine,
             default,
             &[300u64, 3600][..],
+            None,
+        ),
+        (
+            "machine temperature, default methods, 5 min + 1 h, precision_bits 16",
+            &machine,
+            default,
+            &[300u64, 3600][..],
+            Some(16),
+        ),
+        (
+            "machine temperature, default methods, 5 min + 1 h, precision_bits 12",
+            &machine,
+            default,
+            &[300u64, 3600][..],
+            Some(12),
         ),
         (
             "machine temperature, mean only, 5 min",
             &machine,
             &["mean"][..],
             &[300u64][..],
+            None,
         ),
         (
             "all 12 series, default methods, 5 min + 1 h",
             &all,
             default,
             &[300u64, 3600][..],
+            None,
+        ),
+        (
+            "all 12 series, default methods, 5 min + 1 h, precision_bits 12",
+            &all,
+            default,
+            &[300u64, 3600][..],
+            Some(12),
         ),
     ] {
-        let p = policy(methods, grans);
+        let p = lossy_policy(methods, grans, bits);
         let mut e = engine(p.clone());
         for (i, f) in files.iter().enumerate() {
             let (ts, vs) = nab_series(f);

@@ -29,6 +29,10 @@
 //! a partial file. A partition no open bucket can reach any more is
 //! compacted into one file; partitions wholly older than the policy's
 //! timespan are deleted.
+//!
+//! A policy with `precision_bits = N` stores its values rounded to `N` bits
+//! of binary fraction ([`round_to_precision`]), `count` excepted; its
+//! `wasmeter.policy` metadata then ends in `; precision_bits=N`.
 
 mod sink;
 
@@ -51,7 +55,7 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
-use crate::rollup::{ArchivePolicy, ClosedRows};
+use crate::rollup::{ArchivePolicy, BaseMethod, ClosedRows};
 
 /// Nanoseconds in a day.
 pub(crate) const DAY_NS: i64 = 86_400 * 1_000_000_000;
@@ -406,6 +410,40 @@ fn attributes_builder() -> MapBuilder<StringBuilder, StringBuilder> {
 }
 
 /// The Arrow batch of `rows`' rows `part`, in that order.
+/// Rounds `x` to `bits` bits of its 52-bit binary fraction, to nearest
+/// (a tie rounds away from zero). The zeroed low bits are what makes the
+/// archive's byte-stream-split pages compress.
+///
+/// Bound: for a normal `x`, `|result - x| ≤ 2^-(bits+1) × |x|` (half a unit
+/// in the last kept bit); within that distance of `f64::MAX` the fraction is
+/// truncated instead (error below `2^-bits × |x|`), so a finite value never
+/// becomes infinite. NaN, ±infinity and `bits ≥ 52` return `x` unchanged;
+/// ±0.0 keeps its sign. Rounding twice gives the same value as once.
+///
+/// ```
+/// use wasmeter::archive::round_to_precision;
+/// // 1 + 2^-13 is half a unit of the 12th bit: it rounds up to 1 + 2^-12.
+/// assert_eq!(round_to_precision(1.0 + 2f64.powi(-13), 12), 1.0 + 2f64.powi(-12));
+/// assert_eq!(round_to_precision(1.0 + 2f64.powi(-14), 12), 1.0);
+/// assert_eq!(round_to_precision(-3.0, 1), -3.0);
+/// ```
+pub fn round_to_precision(x: f64, bits: u32) -> f64 {
+    if bits >= 52 || !x.is_finite() {
+        return x;
+    }
+    let dropped = 52 - bits;
+    let mask = !((1u64 << dropped) - 1);
+    let raw = x.to_bits();
+    // A carry out of the fraction moves into the exponent: exactly the next
+    // power of two, or infinity past the largest finite exponent.
+    let rounded = f64::from_bits((raw + (1u64 << (dropped - 1))) & mask);
+    if rounded.is_finite() {
+        rounded
+    } else {
+        f64::from_bits(raw & mask)
+    }
+}
+
 fn rows_to_batch(
     policy: &ArchivePolicy,
     gi: usize,
@@ -442,10 +480,20 @@ fn rows_to_batch(
         Arc::new(unit.finish()),
         Arc::new(attrs.finish()),
     ];
-    for mi in 0..policy.aggregation_methods.len() {
+    for (mi, method) in policy.aggregation_methods.iter().enumerate() {
         let mut b = Float64Builder::with_capacity(part.len());
-        for &i in part {
-            b.append_option(rows.value(i, mi));
+        // Counts are integers, kept exact whatever the precision.
+        match policy.precision_bits {
+            Some(bits) if method.base != BaseMethod::Count => {
+                for &i in part {
+                    b.append_option(rows.value(i, mi).map(|v| round_to_precision(v, bits)));
+                }
+            }
+            _ => {
+                for &i in part {
+                    b.append_option(rows.value(i, mi));
+                }
+            }
         }
         columns.push(Arc::new(b.finish()));
     }

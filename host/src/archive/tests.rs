@@ -19,6 +19,7 @@ fn policy() -> ArchivePolicy {
             timespan: None,
         }],
         aggregation_methods: Some(vec!["mean".into(), "95pct".into(), "rate:max".into()]),
+        precision_bits: None,
     }
     .build()
     .unwrap()
@@ -275,4 +276,154 @@ fn rows_of_another_width_than_the_policy_are_refused() {
         err.to_string(),
         "policy p: closed rows with 2 values for 3 aggregation methods"
     );
+}
+
+// Expected values computed independently with Python's `fractions` (the
+// significand from `math.frexp`, scaled by 2^(bits+1), rounded half away
+// from zero).
+#[test]
+fn rounding_to_precision_bits_matches_exact_arithmetic() {
+    let cases: [(f64, u32, u64); 7] = [
+        (73.967_322_07, 12, 0x4052_7e00_0000_0000), // 73.96875
+        (74.935_881_999_999_98, 12, 0x4052_bc00_0000_0000), // 74.9375
+        (73.967_322_07, 1, 0x4050_0000_0000_0000),  // 64
+        (0.1, 23, 0x3fb9_9999_a000_0000),           // 0.10000000149011612
+        (-2.5e-300, 8, 0x81ba_d000_0000_0000),
+        (8193.0, 12, 0x40c0_0100_0000_0000), // 8194: a tie rounds away from zero
+        (1e10 + 0.37, 20, 0x4202_a05f_0000_0000), // 9999998976
+    ];
+    for (x, bits, want) in cases {
+        let got = round_to_precision(x, bits);
+        assert_eq!(got.to_bits(), want, "{x} at {bits} bits gave {got}");
+        assert_eq!(round_to_precision(-x, bits), -got, "{x}: sign symmetric");
+    }
+}
+
+#[test]
+fn rounding_keeps_special_values_and_never_overflows() {
+    let nan = f64::from_bits(0x7ff8_0000_dead_beef);
+    assert_eq!(round_to_precision(nan, 4).to_bits(), nan.to_bits());
+    assert_eq!(round_to_precision(f64::INFINITY, 4), f64::INFINITY);
+    assert_eq!(round_to_precision(f64::NEG_INFINITY, 4), f64::NEG_INFINITY);
+    assert_eq!(round_to_precision(-0.0, 4).to_bits(), (-0.0f64).to_bits());
+    assert_eq!(round_to_precision(0.0, 4).to_bits(), 0);
+    // The largest finite value would round up to infinity: truncated.
+    let max = round_to_precision(f64::MAX, 12);
+    assert_eq!(max.to_bits(), 0x7fef_ff00_0000_0000);
+    assert_eq!(round_to_precision(f64::MIN, 12), -max);
+    // 52 bits is every bit: the value itself.
+    let x = 73.967_322_07;
+    assert_eq!(round_to_precision(x, 52).to_bits(), x.to_bits());
+    // Subnormals round like the rest: the smallest one, a tie at 51 bits,
+    // goes up to twice itself, and below that to zero.
+    let tiny = f64::from_bits(1);
+    assert_eq!(round_to_precision(tiny, 51), tiny * 2.0);
+    assert_eq!(round_to_precision(tiny, 50), 0.0);
+}
+
+/// The documented bound, `|r − x| ≤ 2^-(bits+1) |x|`, and idempotence, over
+/// every value of NAB's machine temperature series.
+#[test]
+fn rounding_error_is_within_half_a_unit_of_the_last_kept_bit_on_nab() {
+    let csv = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/data/nab/data/realKnownCause/machine_temperature_system_failure.csv"
+    );
+    let mut reader = csv::Reader::from_path(csv).unwrap();
+    let values: Vec<f64> = reader
+        .records()
+        .map(|r| r.unwrap()[1].parse().unwrap())
+        .collect();
+    assert_eq!(values.len(), 22_695);
+    for bits in [1, 8, 12, 16, 23, 51] {
+        let bound = 2f64.powi(-(bits as i32 + 1));
+        for &x in &values {
+            let r = round_to_precision(x, bits);
+            assert!((r - x).abs() <= bound * x.abs(), "{x} at {bits} bits: {r}");
+            assert_eq!(round_to_precision(r, bits), r, "{x} at {bits} bits twice");
+            assert_eq!(r.to_bits() & ((1u64 << (52 - bits)) - 1), 0);
+        }
+    }
+}
+
+#[test]
+fn a_policy_with_precision_bits_stores_rounded_values_but_exact_counts() {
+    let p = RawArchivePolicy {
+        name: "lossy".into(),
+        back_window: 0,
+        definition: vec![RawPolicyItem {
+            granularity: Some(RawDuration::Seconds(3600.0)),
+            points: Some(48),
+            timespan: None,
+        }],
+        aggregation_methods: Some(vec!["mean".into(), "count".into(), "rate:count".into()]),
+        precision_bits: Some(12),
+    }
+    .build()
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = ArchiveWriter::new(dir.path(), vec![p].into(), BTreeMap::new());
+    let series = Arc::new(SeriesInfo {
+        metric: "machine.temperature".into(),
+        resource_id: "m-1".into(),
+        unit: "[degF]".into(),
+        attributes: vec![],
+    });
+    let rows = ClosedRows::from(vec![ClosedRow {
+        timestamp: T0 * 1_000_000_000,
+        series,
+        values: vec![Some(73.967_322_07), Some(8193.0), Some(8193.0)],
+    }]);
+    let files = w.write(0, 0, &rows).unwrap();
+    let b = read(&files[0]);
+    let col = |name: &str| {
+        b.column_by_name(name)
+            .unwrap()
+            .as_primitive::<Float64Type>()
+            .value(0)
+    };
+    assert_eq!(col("mean"), 73.968_75);
+    assert_eq!(col("count"), 8193.0);
+    assert_eq!(col("rate_count"), 8193.0);
+    let r =
+        parquet::file::reader::SerializedFileReader::new(std::fs::File::open(&files[0]).unwrap())
+            .unwrap();
+    let meta = r.metadata().file_metadata().key_value_metadata().unwrap();
+    let policy = meta
+        .iter()
+        .find(|kv| kv.key == "wasmeter.policy")
+        .and_then(|kv| kv.value.clone())
+        .unwrap();
+    assert_eq!(
+        policy,
+        "lossy: back_window=0; 3600s×48; methods=mean,count,rate:count; precision_bits=12"
+    );
+}
+
+#[test]
+fn precision_bits_outside_1_to_52_are_refused() {
+    for bits in [0, 53] {
+        let err = RawArchivePolicy {
+            name: "p".into(),
+            back_window: 0,
+            definition: vec![RawPolicyItem {
+                granularity: Some(RawDuration::Seconds(60.0)),
+                points: Some(10),
+                timespan: None,
+            }],
+            aggregation_methods: None,
+            precision_bits: Some(bits),
+        }
+        .build()
+        .unwrap_err();
+        assert_eq!(
+            err,
+            [(
+                "precision_bits".to_string(),
+                format!(
+                    "must be 1 to 52 (bits kept of a value's 52-bit binary fraction), got {bits}"
+                )
+            )]
+        );
+    }
 }

@@ -211,3 +211,24 @@ grants = { http_hosts = ["https://api.example.com/v1", "*.example.com", "host:ht
     );
     assert!(e.0[0].message.contains("expected a host or host:port"));
 }
+
+#[test]
+fn precision_bits_is_read_and_checked_with_its_field() {
+    let policy = |bits: &str| {
+        format!(
+            "[[archive_policy]]\nname = \"lossy\"\ndefinition = [{{ granularity = \"5m\", points = 12 }}]\nprecision_bits = {bits}\n"
+        )
+    };
+    let c = parse(&policy("16")).unwrap();
+    let p = c.policies.iter().find(|p| p.name == "lossy").unwrap();
+    assert_eq!(p.precision_bits, Some(16));
+    let errs = parse(&policy("0")).unwrap_err();
+    assert_eq!(errs.0.len(), 1);
+    // Policy errors point at the policy's table, and name the field.
+    assert_eq!(errs.0[0].line, Some(1));
+    assert_eq!(errs.0[0].field, "archive_policy[0].precision_bits");
+    assert_eq!(
+        errs.0[0].message,
+        "must be 1 to 52 (bits kept of a value's 52-bit binary fraction), got 0"
+    );
+}

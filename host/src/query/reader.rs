@@ -558,6 +558,7 @@ mod tests {
                 timespan: Some(RawDuration::Seconds(86_400.0 * 60.0)),
             }],
             aggregation_methods: Some(methods.iter().map(|m| (*m).to_owned()).collect()),
+            precision_bits: None,
         }
         .build()
         .unwrap()

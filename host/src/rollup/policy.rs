@@ -178,6 +178,11 @@ pub struct ArchivePolicy {
     pub definition: Vec<PolicyItem>,
     /// The methods, in canonical order (the archive's column order).
     pub aggregation_methods: Vec<AggregationMethod>,
+    /// Bits of the 52-bit binary fraction that the archive keeps of every
+    /// stored value except `count` (opt-in lossy storage, see
+    /// [`crate::archive::round_to_precision`]); `None` keeps them all.
+    /// Rollups and alarms always work on the exact values.
+    pub precision_bits: Option<u32>,
 }
 
 impl ArchivePolicy {
@@ -196,7 +201,8 @@ impl ArchivePolicy {
     }
 
     /// A short text of the definition, for the archive's metadata:
-    /// `back_window=0; 60s×1440; 3600s×720; methods=mean,max`.
+    /// `back_window=0; 60s×1440; 3600s×720; methods=mean,max`, followed by
+    /// `; precision_bits=12` when the policy rounds its stored values.
     pub fn describe(&self) -> String {
         let items: Vec<String> = self
             .definition
@@ -211,12 +217,16 @@ impl ArchivePolicy {
             .iter()
             .map(|m| m.to_string())
             .collect();
-        format!(
+        let mut text = format!(
             "back_window={}; {}; methods={}",
             self.back_window,
             items.join("; "),
             methods.join(",")
-        )
+        );
+        if let Some(bits) = self.precision_bits {
+            text.push_str(&format!("; precision_bits={bits}"));
+        }
+        text
     }
 }
 
@@ -243,6 +253,7 @@ pub fn builtin_policies() -> Vec<ArchivePolicy> {
         back_window,
         definition,
         aggregation_methods: methods.clone(),
+        precision_bits: None,
     };
     let high = vec![item(1, 3600), item(60, 10080), item(3600, 8760)];
     vec![
@@ -327,6 +338,10 @@ pub struct RawArchivePolicy {
     /// Default: Gnocchi's default list.
     #[serde(default)]
     pub aggregation_methods: Option<Vec<String>>,
+    /// Opt-in lossy storage: bits of the binary fraction kept, 1–52.
+    /// Default: all (lossless).
+    #[serde(default)]
+    pub precision_bits: Option<u32>,
 }
 
 /// Resolves the `aggregation_methods` forms of reference §1.2.
@@ -477,6 +492,16 @@ impl RawArchivePolicy {
             errors.push(("aggregation_methods".into(), e));
             Vec::new()
         });
+        if let Some(bits) = self.precision_bits
+            && !(1..=52).contains(&bits)
+        {
+            errors.push((
+                "precision_bits".into(),
+                format!(
+                    "must be 1 to 52 (bits kept of a value's 52-bit binary fraction), got {bits}"
+                ),
+            ));
+        }
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -486,6 +511,7 @@ impl RawArchivePolicy {
             back_window: self.back_window,
             definition,
             aggregation_methods: methods,
+            precision_bits: self.precision_bits,
         })
     }
 }
@@ -604,6 +630,7 @@ mod tests {
             back_window: 0,
             definition: items,
             aggregation_methods: None,
+            precision_bits: None,
         }
         .build()
     }

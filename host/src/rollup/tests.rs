@@ -29,6 +29,7 @@ fn policy(items: &[(u64, Option<u64>)], back_window: u64, methods: &[&str]) -> A
             })
             .collect(),
         aggregation_methods: Some(methods.iter().map(|m| m.to_string()).collect()),
+        precision_bits: None,
     }
     .build()
     .unwrap()
@@ -393,13 +394,12 @@ fn seven_day_buckets_start_on_thursdays() {
     assert_eq!(rows[0].timestamp, 1_388_016_000 * 1_000_000_000);
 }
 
-#[test]
-fn open_buckets_survive_a_restart() {
-    let p = policy(&[(60, None)], 0, &["mean", "count", "rate:sum", "max"]);
-    let dir = tempfile::tempdir().unwrap();
-    let mut first = engine(p.clone());
+/// An engine for `p` that has seen the measures the restart tests save:
+/// 12:00:00 1, 12:00:10 3, 12:01:00 10, 12:02:05 4.
+fn engine_with_restart_measures(p: ArchivePolicy) -> RollupEngine {
+    let mut e = engine(p);
     ingest(
-        &mut first,
+        &mut e,
         &[
             ("12:00:00", 1.0),
             ("12:00:10", 3.0),
@@ -407,6 +407,14 @@ fn open_buckets_survive_a_restart() {
             ("12:02:05", 4.0),
         ],
     );
+    e
+}
+
+#[test]
+fn open_buckets_survive_a_restart() {
+    let p = policy(&[(60, None)], 0, &["mean", "count", "rate:sum", "max"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = engine_with_restart_measures(p.clone());
     // rate:sum keeps one more block: the cutoff is 12:01, only 12:00 closes.
     let closed = first.take_closed().remove(0).remove(0).to_rows();
     assert_eq!(closed.len(), 1);
@@ -459,16 +467,7 @@ fn a_restore_without_the_coarsest_granularity_closes_the_saved_minutes_once() {
     // of the open hour stay open.
     let hourly = policy(&[(60, None), (3600, None)], 0, &["count", "sum"]);
     let dir = tempfile::tempdir().unwrap();
-    let mut first = engine(hourly);
-    ingest(
-        &mut first,
-        &[
-            ("12:00:00", 1.0),
-            ("12:00:10", 3.0),
-            ("12:01:00", 10.0),
-            ("12:02:05", 4.0),
-        ],
-    );
+    let mut first = engine_with_restart_measures(hourly);
     assert!(first.take_closed().concat().iter().all(|c| c.is_empty()));
     first.save_state(dir.path()).unwrap();
     drop(first);
