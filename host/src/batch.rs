@@ -422,12 +422,20 @@ fn gather_maps(series: &MapArray, series_index: &[u32]) -> Result<ArrayRef, Batc
     )?))
 }
 
+/// `rows` empty maps: all-zero offsets over no entries, without a builder
+/// call per row.
 fn empty_maps(rows: usize) -> Result<ArrayRef, BatchError> {
-    let mut b = attributes_builder(rows);
-    for _ in 0..rows {
-        b.append(true)?;
-    }
-    Ok(Arc::new(b.finish()))
+    let none = attributes_builder(0).finish();
+    let DataType::Map(entry_field, sorted) = none.data_type() else {
+        unreachable!("a map array has a map type");
+    };
+    Ok(Arc::new(MapArray::try_new(
+        entry_field.clone(),
+        OffsetBuffer::new_zeroed(rows),
+        none.entries().clone(),
+        None,
+        *sorted,
+    )?))
 }
 
 /// Largest dense (metric × resource × unit × type) table `to_wit` uses.
@@ -453,7 +461,7 @@ struct SeriesColumn {
 
 impl SeriesColumn {
     fn new<'a>(strings: impl Iterator<Item = &'a str>) -> Self {
-        let mut seen: HashMap<&str, i32> = HashMap::new();
+        let mut seen: HashMap<&str, i32, FxBuildHasher> = HashMap::default();
         let mut distinct = Vec::new();
         let keys = strings
             .map(|s| {
@@ -517,7 +525,7 @@ impl<'a> DictColumn<'a> {
         name: &'static str,
     ) -> Result<Self, BatchError> {
         let values = d.values().as_string::<i32>();
-        let mut seen: HashMap<&str, u32> = HashMap::new();
+        let mut seen: HashMap<&str, u32, FxBuildHasher> = HashMap::default();
         let mut strings = Vec::new();
         let canonical: Vec<u32> = (0..values.len())
             .map(|i| {
@@ -860,6 +868,28 @@ mod tests {
             values: vec![],
         });
         assert_eq!(to_wit(&empty()).unwrap().values.len(), 0);
+    }
+
+    #[test]
+    fn series_without_attributes_get_one_empty_map_per_row() {
+        let wit = WitBatch {
+            series: vec![series("a", "r1", &[]), series("b", "r2", &[])],
+            series_index: vec![0, 1, 1],
+            timestamps: vec![1, 2, 3],
+            values: vec![1.0, 2.0, 3.0],
+        };
+        let rb = from_wit(wit.clone()).unwrap();
+        // The same column as a builder appending three empty maps.
+        let mut b = attributes_builder(3);
+        for _ in 0..3 {
+            b.append(true).unwrap();
+        }
+        let built: ArrayRef = Arc::new(b.finish());
+        let attrs = rb.column_by_name(columns::ATTRIBUTES).unwrap();
+        assert_eq!(attrs, &built);
+        assert_eq!(attrs.null_count(), 0);
+        assert_eq!(attrs.as_map().value_offsets(), [0, 0, 0, 0]);
+        round_trip(wit);
     }
 
     #[test]
