@@ -347,20 +347,31 @@ fn gather_maps(series: &MapArray, series_index: &[u32]) -> Result<ArrayRef, Batc
     let (ko, vo) = (keys.value_offsets(), values.value_offsets());
     let (kb, vb) = (keys.value_data(), values.value_data());
     let entry_offsets = series.value_offsets();
-    let range = |s: u32| {
-        (
-            entry_offsets[s as usize] as usize,
-            entry_offsets[s as usize + 1] as usize,
-        )
-    };
-    // Sized once: entries and bytes of every row. Once the entry and byte
-    // totals fit in i32, no offset written below can overflow.
-    let (mut entries, mut key_total, mut value_total) = (0usize, 0usize, 0usize);
+    // Per series, once: its entries and the byte ranges of their keys and
+    // values, so a row costs one table read and two copies.
+    let spans: Vec<Span> = entry_offsets
+        .windows(2)
+        .map(|w| {
+            let (a, b) = (w[0] as usize, w[1] as usize);
+            Span {
+                first: a,
+                entries: b - a,
+                keys: ko[a] as usize..ko[b] as usize,
+                values: vo[a] as usize..vo[b] as usize,
+            }
+        })
+        .collect();
+    // Sized once from the rows per series. Once the entry and byte totals
+    // fit in i32, no offset written below can overflow.
+    let mut rows_of = vec![0usize; spans.len()];
     for &s in series_index {
-        let (a, b) = range(s);
-        entries += b - a;
-        key_total += (ko[b] - ko[a]) as usize;
-        value_total += (vo[b] - vo[a]) as usize;
+        rows_of[s as usize] += 1;
+    }
+    let (mut entries, mut key_total, mut value_total) = (0usize, 0usize, 0usize);
+    for (sp, &n) in spans.iter().zip(&rows_of) {
+        entries += sp.entries * n;
+        key_total += sp.keys.len() * n;
+        value_total += sp.values.len() * n;
     }
     let largest = key_total.max(value_total).max(entries);
     if largest > i32::MAX as usize {
@@ -374,22 +385,36 @@ fn gather_maps(series: &MapArray, series_index: &[u32]) -> Result<ArrayRef, Batc
     map_offsets.push(0i32);
     key_offsets.push(0i32);
     value_offsets.push(0i32);
-    // Appends the strings `a..b` of a string column, rebasing their offsets.
+    // Appends one series' strings of a string column, rebasing their
+    // offsets onto the end of `out`.
     fn append(
         bytes: &[u8],
+        range: &std::ops::Range<usize>,
         src: &[i32],
-        (a, b): (usize, usize),
         out: &mut Vec<u8>,
         offsets: &mut Vec<i32>,
     ) {
-        let base = out.len() as i32 - src[a];
-        out.extend_from_slice(&bytes[src[a] as usize..src[b] as usize]);
-        offsets.extend(src[a + 1..=b].iter().map(|&o| o + base));
+        let base = out.len() as i32 - range.start as i32;
+        out.extend_from_slice(&bytes[range.clone()]);
+        offsets.extend(src.iter().map(|&o| o + base));
     }
     for &s in series_index {
-        let r = range(s);
-        append(kb, ko, r, &mut key_bytes, &mut key_offsets);
-        append(vb, vo, r, &mut value_bytes, &mut value_offsets);
+        let sp = &spans[s as usize];
+        let ends = sp.first + 1..=sp.first + sp.entries;
+        append(
+            kb,
+            &sp.keys,
+            &ko[ends.clone()],
+            &mut key_bytes,
+            &mut key_offsets,
+        );
+        append(
+            vb,
+            &sp.values,
+            &vo[ends],
+            &mut value_bytes,
+            &mut value_offsets,
+        );
         map_offsets.push(key_offsets.len() as i32 - 1);
     }
     let strings = |offsets: Vec<i32>, bytes: Vec<u8>| -> Result<ArrayRef, BatchError> {
@@ -420,6 +445,18 @@ fn gather_maps(series: &MapArray, series_index: &[u32]) -> Result<ArrayRef, Batc
         None,
         *sorted,
     )?))
+}
+
+/// One series' attribute entries in the series table of [`gather_maps`].
+struct Span {
+    /// Index of its first entry.
+    first: usize,
+    /// Number of entries.
+    entries: usize,
+    /// Its keys' bytes.
+    keys: std::ops::Range<usize>,
+    /// Its values' bytes.
+    values: std::ops::Range<usize>,
 }
 
 /// `rows` empty maps: all-zero offsets over no entries, without a builder
@@ -461,7 +498,7 @@ struct SeriesColumn {
 
 impl SeriesColumn {
     fn new<'a>(strings: impl Iterator<Item = &'a str>) -> Self {
-        let mut seen: HashMap<&str, i32, FxBuildHasher> = HashMap::default();
+        let mut seen: HashMap<&str, i32> = HashMap::new();
         let mut distinct = Vec::new();
         let keys = strings
             .map(|s| {
@@ -525,7 +562,7 @@ impl<'a> DictColumn<'a> {
         name: &'static str,
     ) -> Result<Self, BatchError> {
         let values = d.values().as_string::<i32>();
-        let mut seen: HashMap<&str, u32, FxBuildHasher> = HashMap::default();
+        let mut seen: HashMap<&str, u32> = HashMap::new();
         let mut strings = Vec::new();
         let canonical: Vec<u32> = (0..values.len())
             .map(|i| {
