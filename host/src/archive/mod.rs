@@ -31,8 +31,9 @@
 //! timespan are deleted.
 //!
 //! A policy with `precision_bits = N` stores its values rounded to `N` bits
-//! of binary fraction ([`round_to_precision`]), `count` excepted; its
-//! `wasmeter.policy` metadata then ends in `; precision_bits=N`.
+//! of binary fraction ([`round_to_precision`]), `count` and `rate:count`
+//! excepted; such a file's metadata has `wasmeter.precision_bits = N`
+//! ([`PRECISION_KEY`]). A compacted file keeps the coarsest of its inputs'.
 
 mod sink;
 
@@ -62,6 +63,21 @@ pub(crate) const DAY_NS: i64 = 86_400 * 1_000_000_000;
 
 /// Rows per Parquet row group at most.
 pub const ROW_GROUP_ROWS: usize = 65_536;
+
+/// File metadata key of a file whose values are rounded: the bits of
+/// fraction kept ([`round_to_precision`]); absent when they are exact.
+pub const PRECISION_KEY: &str = "wasmeter.precision_bits";
+
+/// The `wasmeter.precision_bits` of a file, if its values are rounded.
+fn file_precision_bits(meta: &parquet::file::metadata::FileMetaData) -> Option<u32> {
+    meta.key_value_metadata()?
+        .iter()
+        .find(|kv| kv.key == PRECISION_KEY)?
+        .value
+        .as_deref()?
+        .parse()
+        .ok()
+}
 
 /// Writes closed rollup rows into the archive.
 #[derive(Debug)]
@@ -171,7 +187,12 @@ impl ArchiveWriter {
         Arc::new(Schema::new(fields))
     }
 
-    fn properties(&self, policy: &ArchivePolicy, batches: &[RecordBatch]) -> WriterProperties {
+    fn properties(
+        &self,
+        policy: &ArchivePolicy,
+        precision_bits: Option<u32>,
+        batches: &[RecordBatch],
+    ) -> WriterProperties {
         let mut meta = vec![
             KeyValue::new(
                 "wasmeter.version".into(),
@@ -188,6 +209,9 @@ impl ArchiveWriter {
             .map(|(s, d)| format!("{s}={d}"))
             .collect();
         meta.push(KeyValue::new("wasmeter.plugins".into(), plugins.join(",")));
+        if let Some(bits) = precision_bits {
+            meta.push(KeyValue::new(PRECISION_KEY.into(), bits.to_string()));
+        }
         let mut b = WriterProperties::builder()
             .set_compression(Compression::ZSTD(
                 ZstdLevel::try_new(9).expect("valid level"),
@@ -273,23 +297,36 @@ impl ArchiveWriter {
             });
             let batch = rows_to_batch(&policy, gi, rows, &part)?;
             let dir = self.partition_dir(&policy, gi, &date);
-            self.seq += 1;
-            let name = format!(
-                "part-{}-{}-{}.parquet",
-                rows.timestamp(part[0]) / 1000,
-                std::process::id(),
-                self.seq
-            );
-            let path = self.write_file(&policy, &dir, &name, &[batch])?;
+            let name = self.unused_name(&dir, "part", rows.timestamp(part[0]) / 1000);
+            let path = self.write_file(&policy, policy.precision_bits, &dir, &name, &[batch])?;
             self.rows_written += part.len() as u64;
             files.push(path);
         }
         Ok(files)
     }
 
+    /// A file name in `dir` that no file has: `PREFIX-FIRST_TS-PID-SEQ`.
+    /// The sequence restarts with every writer (a reload makes a new one)
+    /// and the pid repeats across restarts (PID 1 in a container), so a
+    /// name already taken is skipped rather than overwritten.
+    fn unused_name(&mut self, dir: &Path, prefix: &str, first_ts_us: i64) -> String {
+        loop {
+            self.seq += 1;
+            let name = format!(
+                "{prefix}-{first_ts_us}-{}-{}.parquet",
+                std::process::id(),
+                self.seq
+            );
+            if !dir.join(&name).exists() {
+                return name;
+            }
+        }
+    }
+
     fn write_file(
         &mut self,
         policy: &ArchivePolicy,
+        precision_bits: Option<u32>,
         dir: &Path,
         name: &str,
         batches: &[RecordBatch],
@@ -302,7 +339,7 @@ impl ArchiveWriter {
         let mut w = ArrowWriter::try_new(
             file,
             Self::schema(policy),
-            Some(self.properties(policy, batches)),
+            Some(self.properties(policy, precision_bits, batches)),
         )?;
         for b in batches {
             w.write(b)?;
@@ -340,10 +377,15 @@ impl ArchiveWriter {
                 continue;
             }
             let mut batches = Vec::new();
+            // The coarsest precision of the inputs: a reload may have
+            // changed the policy's between them.
+            let mut precision_bits: Option<u32> = None;
             for f in &files {
-                let reader =
-                    ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f)?)?.build()?;
-                for b in reader {
+                let builder = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f)?)?;
+                if let Some(bits) = file_precision_bits(builder.metadata().file_metadata()) {
+                    precision_bits = Some(precision_bits.map_or(bits, |p| p.min(bits)));
+                }
+                for b in builder.build()? {
                     batches.push(b?);
                 }
             }
@@ -354,13 +396,8 @@ impl ArchiveWriter {
                 .as_any()
                 .downcast_ref::<TimestampMicrosecondArray>()
                 .map_or(0, |t| if t.is_empty() { 0 } else { t.value(0) });
-            self.seq += 1;
-            let name = format!(
-                "compacted-{first_ts}-{}-{}.parquet",
-                std::process::id(),
-                self.seq
-            );
-            self.write_file(&policy, &dir, &name, &[sorted])?;
+            let name = self.unused_name(&dir, "compacted", first_ts);
+            self.write_file(&policy, precision_bits, &dir, &name, &[sorted])?;
             for f in files {
                 std::fs::remove_file(&f)
                     .with_context(|| format!("cannot remove {}", f.display()))?;
@@ -409,16 +446,20 @@ fn attributes_builder() -> MapBuilder<StringBuilder, StringBuilder> {
     .with_values_field(Field::new("values", DataType::Utf8, false))
 }
 
-/// The Arrow batch of `rows`' rows `part`, in that order.
 /// Rounds `x` to `bits` bits of its 52-bit binary fraction, to nearest
 /// (a tie rounds away from zero). The zeroed low bits are what makes the
-/// archive's byte-stream-split pages compress.
+/// archive's byte-stream-split pages compress. `bits` 0 keeps only the
+/// power of two; 52 or more returns `x`.
 ///
 /// Bound: for a normal `x`, `|result - x| ≤ 2^-(bits+1) × |x|` (half a unit
-/// in the last kept bit); within that distance of `f64::MAX` the fraction is
-/// truncated instead (error below `2^-bits × |x|`), so a finite value never
-/// becomes infinite. NaN, ±infinity and `bits ≥ 52` return `x` unchanged;
-/// ±0.0 keeps its sign. Rounding twice gives the same value as once.
+/// in the last kept bit; N bits are about 0.3 × (N + 1) decimal digits).
+/// Within that distance of `f64::MAX` the fraction is truncated instead
+/// (error below `2^-bits × |x|`), so a finite value never becomes
+/// infinite. Subnormals round on the grid of the smallest normal exponent:
+/// their error is absolute (at most `2^-(1022+bits+1)`), and tiny ones
+/// become 0. NaN (payload kept) and ±infinity are returned unchanged; ±0.0
+/// keeps its sign. Rounding a result again at the same `bits` changes
+/// nothing.
 ///
 /// ```
 /// use wasmeter::archive::round_to_precision;
@@ -444,6 +485,8 @@ pub fn round_to_precision(x: f64, bits: u32) -> f64 {
     }
 }
 
+/// The Arrow batch of `rows`' rows `part`, in that order; values rounded
+/// to the policy's `precision_bits`, counts excepted.
 fn rows_to_batch(
     policy: &ArchivePolicy,
     gi: usize,

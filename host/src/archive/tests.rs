@@ -385,18 +385,138 @@ fn a_policy_with_precision_bits_stores_rounded_values_but_exact_counts() {
     assert_eq!(col("mean"), 73.968_75);
     assert_eq!(col("count"), 8193.0);
     assert_eq!(col("rate_count"), 8193.0);
-    let r =
-        parquet::file::reader::SerializedFileReader::new(std::fs::File::open(&files[0]).unwrap())
-            .unwrap();
-    let meta = r.metadata().file_metadata().key_value_metadata().unwrap();
-    let policy = meta
-        .iter()
-        .find(|kv| kv.key == "wasmeter.policy")
-        .and_then(|kv| kv.value.clone())
-        .unwrap();
+    assert_eq!(meta_value(&files[0], PRECISION_KEY).as_deref(), Some("12"));
     assert_eq!(
-        policy,
-        "lossy: back_window=0; 3600s×48; methods=mean,count,rate:count; precision_bits=12"
+        meta_value(&files[0], "wasmeter.policy").as_deref(),
+        Some("lossy: back_window=0; 3600s×48; methods=mean,count,rate:count")
+    );
+}
+
+fn meta_value(path: &Path, key: &str) -> Option<String> {
+    let r = parquet::file::reader::SerializedFileReader::new(std::fs::File::open(path).unwrap())
+        .unwrap();
+    let kv = r.metadata().file_metadata().key_value_metadata()?.clone();
+    kv.into_iter().find(|kv| kv.key == key)?.value
+}
+
+fn policy_with_precision(bits: Option<u32>) -> ArchivePolicy {
+    RawArchivePolicy {
+        name: "p".into(),
+        back_window: 0,
+        definition: vec![RawPolicyItem {
+            granularity: Some(RawDuration::Seconds(3600.0)),
+            points: Some(48),
+            timespan: None,
+        }],
+        aggregation_methods: Some(vec!["mean".into(), "95pct".into(), "rate:max".into()]),
+        precision_bits: bits,
+    }
+    .build()
+    .unwrap()
+}
+
+#[test]
+fn rounding_carries_into_the_exponent_and_keeps_nulls() {
+    // 2 − 2^-52 rounds up to 2; the largest subnormal up to the smallest
+    // normal.
+    assert_eq!(
+        round_to_precision(2.0 - f64::EPSILON, 12).to_bits(),
+        0x4000_0000_0000_0000
+    );
+    assert_eq!(
+        round_to_precision(f64::from_bits(0x000f_ffff_ffff_ffff), 12),
+        f64::MIN_POSITIVE
+    );
+    // A missing point stays missing in a rounded column.
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = ArchiveWriter::new(
+        dir.path(),
+        vec![policy_with_precision(Some(8))].into(),
+        BTreeMap::new(),
+    );
+    let rows = ClosedRows::from(vec![row("m", "a", T0, 1.0 + 2f64.powi(-9))]);
+    let b = read(&w.write(0, 0, &rows).unwrap()[0]);
+    let value = |c: usize| b.column(c).as_primitive::<Float64Type>().value(0);
+    // mean: 1 + 2^-9 is a tie at 8 bits, up to 1 + 2^-8; rate_max (twice
+    // the value) likewise, up to 2 + 2^-7.
+    assert_eq!(value(6), 1.0 + 2f64.powi(-8));
+    assert_eq!(b.column(7).null_count(), 1);
+    assert_eq!(value(8), 2.0 + 2f64.powi(-7));
+}
+
+#[test]
+fn precision_bits_52_is_exact_and_not_labelled() {
+    assert_eq!(policy_with_precision(Some(52)).precision_bits, None);
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = ArchiveWriter::new(
+        dir.path(),
+        vec![policy_with_precision(Some(52))].into(),
+        BTreeMap::new(),
+    );
+    let files = w
+        .write(0, 0, &ClosedRows::from(vec![row("m", "a", T0, 0.1)]))
+        .unwrap();
+    assert_eq!(meta_value(&files[0], PRECISION_KEY), None);
+    let b = read(&files[0]);
+    assert_eq!(b.column(6).as_primitive::<Float64Type>().value(0), 0.1);
+}
+
+/// A reload makes a new writer (its file sequence starts again) and may
+/// change the precision: files of one partition then differ, and their
+/// names may coincide.
+#[test]
+fn writers_after_a_reload_never_overwrite_and_compaction_keeps_the_coarsest_precision() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = |bits| {
+        ArchiveWriter::new(
+            dir.path(),
+            vec![policy_with_precision(bits)].into(),
+            BTreeMap::new(),
+        )
+    };
+    let mut written = Vec::new();
+    for (bits, resource) in [(Some(16), "a"), (Some(12), "b"), (None, "c")] {
+        // Same first timestamp, same pid, same sequence number each time.
+        let rows = ClosedRows::from(vec![row("m", resource, T0, 1.0)]);
+        written.extend(writer(bits).write(0, 0, &rows).unwrap());
+    }
+    let names: std::collections::BTreeSet<_> = written.iter().collect();
+    assert_eq!(names.len(), 3, "{written:?}");
+    assert!(written.iter().all(|f| f.exists()));
+
+    let done = writer(None).compact(0, 0, i64::MAX).unwrap();
+    assert_eq!(done.len(), 1);
+    let resources = |dir: &Path| -> (Vec<String>, Option<String>) {
+        let files = parquet_files(dir).unwrap();
+        assert_eq!(files.len(), 1, "{files:?}");
+        let b = read(&files[0]);
+        let r = b
+            .column(3)
+            .as_dictionary::<arrow::datatypes::Int32Type>()
+            .downcast_dict::<arrow::array::StringArray>()
+            .unwrap();
+        (
+            r.into_iter().map(|v| v.unwrap().to_owned()).collect(),
+            meta_value(&files[0], PRECISION_KEY),
+        )
+    };
+    assert_eq!(
+        resources(&done[0]),
+        (vec!["a".into(), "b".into(), "c".into()], Some("12".into()))
+    );
+
+    // A late file, and a second compaction by yet another writer: its
+    // first name is the compacted file's own, which is skipped, not
+    // overwritten and then deleted with the inputs.
+    let rows = ClosedRows::from(vec![row("m", "d", T0, 1.0)]);
+    writer(None).write(0, 0, &rows).unwrap();
+    writer(None).compact(0, 0, i64::MAX).unwrap();
+    assert_eq!(
+        resources(&done[0]),
+        (
+            vec!["a".into(), "b".into(), "c".into(), "d".into()],
+            Some("12".into())
+        )
     );
 }
 
@@ -421,7 +541,7 @@ fn precision_bits_outside_1_to_52_are_refused() {
             [(
                 "precision_bits".to_string(),
                 format!(
-                    "must be 1 to 52 (bits kept of a value's 52-bit binary fraction), got {bits}"
+                    "must be 1 to 52 (bits kept of a value's 52-bit binary fraction; 52 or no precision_bits keeps values exact), got {bits}"
                 )
             )]
         );

@@ -229,6 +229,6 @@ fn precision_bits_is_read_and_checked_with_its_field() {
     assert_eq!(errs.0[0].field, "archive_policy[0].precision_bits");
     assert_eq!(
         errs.0[0].message,
-        "must be 1 to 52 (bits kept of a value's 52-bit binary fraction), got 0"
+        "must be 1 to 52 (bits kept of a value's 52-bit binary fraction; 52 or no precision_bits keeps values exact), got 0"
     );
 }

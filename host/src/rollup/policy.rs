@@ -178,10 +178,11 @@ pub struct ArchivePolicy {
     pub definition: Vec<PolicyItem>,
     /// The methods, in canonical order (the archive's column order).
     pub aggregation_methods: Vec<AggregationMethod>,
-    /// Bits of the 52-bit binary fraction that the archive keeps of every
-    /// stored value except `count` (opt-in lossy storage, see
-    /// [`crate::archive::round_to_precision`]); `None` keeps them all.
-    /// Rollups and alarms always work on the exact values.
+    /// Bits of the 52-bit binary fraction, 1–51, that the archive keeps of
+    /// every stored value except `count`'s and `rate:count`'s (opt-in lossy
+    /// storage, see [`crate::archive::round_to_precision`]); `None` keeps
+    /// them all. Rollups and alarms work on the exact values; what is read
+    /// back from the archive (`wasmeter measures`, notebooks) is rounded.
     pub precision_bits: Option<u32>,
 }
 
@@ -201,8 +202,7 @@ impl ArchivePolicy {
     }
 
     /// A short text of the definition, for the archive's metadata:
-    /// `back_window=0; 60s×1440; 3600s×720; methods=mean,max`, followed by
-    /// `; precision_bits=12` when the policy rounds its stored values.
+    /// `back_window=0; 60s×1440; 3600s×720; methods=mean,max`.
     pub fn describe(&self) -> String {
         let items: Vec<String> = self
             .definition
@@ -217,16 +217,12 @@ impl ArchivePolicy {
             .iter()
             .map(|m| m.to_string())
             .collect();
-        let mut text = format!(
+        format!(
             "back_window={}; {}; methods={}",
             self.back_window,
             items.join("; "),
             methods.join(",")
-        );
-        if let Some(bits) = self.precision_bits {
-            text.push_str(&format!("; precision_bits={bits}"));
-        }
-        text
+        )
     }
 }
 
@@ -408,7 +404,8 @@ impl RawArchivePolicy {
     /// # Errors
     /// Every problem, each as `(field, message)`: not two of the three
     /// item keys, `granularity × points ≠ timespan`, a zero or non-whole
-    /// second granularity, duplicate granularities, unknown methods.
+    /// second granularity, duplicate granularities, unknown methods,
+    /// `precision_bits` outside 1–52.
     pub fn build(&self) -> Result<ArchivePolicy, Vec<(String, String)>> {
         let mut errors = Vec::new();
         let mut definition = Vec::new();
@@ -498,7 +495,7 @@ impl RawArchivePolicy {
             errors.push((
                 "precision_bits".into(),
                 format!(
-                    "must be 1 to 52 (bits kept of a value's 52-bit binary fraction), got {bits}"
+                    "must be 1 to 52 (bits kept of a value's 52-bit binary fraction; 52 or no precision_bits keeps values exact), got {bits}"
                 ),
             ));
         }
@@ -511,7 +508,8 @@ impl RawArchivePolicy {
             back_window: self.back_window,
             definition,
             aggregation_methods: methods,
-            precision_bits: self.precision_bits,
+            // 52 bits are all of them: exact, and not labelled as rounded.
+            precision_bits: self.precision_bits.filter(|&b| b < 52),
         })
     }
 }
