@@ -690,6 +690,7 @@ pub fn to_wit(batch: &RecordBatch) -> Result<WitBatch, BatchError> {
         None => Vec::new(),
     };
     type Key = (u32, u32, u32, u32, u64);
+    let seed = foldhash::fast::RandomState::default();
     let mut lookup: HashMap<Key, SmallVec<[u32; 2]>, FxBuildHasher> = HashMap::default();
     // Per series: the entry range of the first row that named it, to
     // compare later rows' raw bytes with.
@@ -795,9 +796,10 @@ pub fn to_wit(batch: &RecordBatch) -> Result<WitBatch, BatchError> {
             continue;
         }
         // A sum of per-entry hashes: the same for entries in any order
-        // (foreign batches need not sort them).
+        // (foreign batches need not sort them). Seeded: the entries come
+        // from plugins, which must not be able to pick colliding ones.
         let hash = (start..end).fold(0u64, |acc, e| {
-            let mut h = FxBuildHasher.build_hasher();
+            let mut h = seed.build_hasher();
             h.write(raw(e, e + 1).0);
             h.write_u8(0xff); // not UTF-8: ends the key
             h.write(raw(e, e + 1).1);

@@ -550,7 +550,9 @@ fn rows_to_batch(
 /// value (by bit pattern) per four values: then a dictionary beats
 /// byte-stream split.
 fn values_repeat(batches: &[RecordBatch], name: &str) -> bool {
-    let mut distinct = rustc_hash::FxHashSet::default();
+    // Seeded: the values come from outside and must not pick collisions.
+    let mut distinct: std::collections::HashSet<u64, foldhash::fast::RandomState> =
+        std::collections::HashSet::default();
     let mut n = 0usize;
     for b in batches {
         let Some(col) = b

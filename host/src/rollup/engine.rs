@@ -107,10 +107,17 @@ pub fn retain(rows: &mut Vec<ClosedRow>, timespan_ns: i64) {
     }
 }
 
-/// A hash of a series' identity (metric, resource, attributes).
-fn identity_hash(metric: &str, resource_id: &str, attributes: &[(String, String)]) -> u64 {
-    // Fx: fast on short strings; equality is checked after the lookup.
-    let mut h = FxBuildHasher.build_hasher();
+/// A hash of a series' identity (metric, resource, attributes), seeded by
+/// `seed`. The names come from scrape targets and plugins: an unseeded
+/// hash would let them pick colliding names and make every lookup a scan.
+/// foldhash: fast on short strings; equality is checked after the lookup.
+fn identity_hash(
+    seed: &foldhash::fast::RandomState,
+    metric: &str,
+    resource_id: &str,
+    attributes: &[(String, String)],
+) -> u64 {
+    let mut h = seed.build_hasher();
     metric.hash(&mut h);
     resource_id.hash(&mut h);
     attributes.hash(&mut h);
@@ -192,6 +199,8 @@ pub struct RollupEngine {
     /// Series ids by a hash of (metric, resource_id, attributes); inline,
     /// so a lookup touches one table slot (collisions are rare).
     index: HashMap<u64, SmallVec<[u32; 2]>, FxBuildHasher>,
+    /// The seed of `index`'s identity hashes, random per engine.
+    seed: foldhash::fast::RandomState,
     closed: Vec<Vec<ClosedRows>>,
     /// Emptied buffers of an earlier take, for the next (see `recycle`).
     spare: Option<Vec<Vec<ClosedRows>>>,
@@ -219,6 +228,7 @@ impl RollupEngine {
             rules,
             series: Vec::new(),
             index: HashMap::default(),
+            seed: foldhash::fast::RandomState::default(),
             closed,
             spare: None,
             recycle_rows: RECYCLE_LIMIT,
@@ -337,7 +347,7 @@ impl RollupEngine {
         {
             return Some(id);
         }
-        let h = identity_hash(&s.metric, &s.resource_id, &s.attributes);
+        let h = identity_hash(&self.seed, &s.metric, &s.resource_id, &s.attributes);
         if let Some(ids) = self.index.get(&h) {
             for &id in ids {
                 let info = &self.series[id as usize].info;
@@ -382,7 +392,12 @@ impl RollupEngine {
 
     pub(super) fn index_series(&mut self, id: u32) {
         let info = &self.series[id as usize].info;
-        let h = identity_hash(&info.metric, &info.resource_id, &info.attributes);
+        let h = identity_hash(
+            &self.seed,
+            &info.metric,
+            &info.resource_id,
+            &info.attributes,
+        );
         self.index.entry(h).or_default().push(id);
     }
 
@@ -733,5 +748,24 @@ mod search_tests {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod hash_tests {
+    use super::*;
+
+    /// Series hashes are seeded per engine: names a scrape target picks
+    /// cannot be chosen to collide in every wasmeter.
+    #[test]
+    fn identity_hashes_differ_between_engines_and_agree_within_one() {
+        let (a, b) = (
+            foldhash::fast::RandomState::default(),
+            foldhash::fast::RandomState::default(),
+        );
+        let attrs = [("mode".to_string(), "user".to_string())];
+        let h = |s| identity_hash(s, "cpu.time", "host-1", &attrs);
+        assert_eq!(h(&a), h(&a));
+        assert_ne!(h(&a), h(&b));
     }
 }
