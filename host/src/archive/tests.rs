@@ -9,20 +9,30 @@ use super::*;
 use crate::rollup::policy::{RawArchivePolicy, RawDuration, RawPolicyItem};
 use crate::rollup::{ClosedRow, SeriesInfo};
 
-fn policy() -> ArchivePolicy {
+/// An hourly policy of 48 points named `name`, with these methods and
+/// precision.
+fn raw_policy(name: &str, methods: &[&str], precision_bits: Option<u32>) -> RawArchivePolicy {
     RawArchivePolicy {
-        name: "p".into(),
+        name: name.into(),
         back_window: 0,
         definition: vec![RawPolicyItem {
             granularity: Some(RawDuration::Seconds(3600.0)),
             points: Some(48),
             timespan: None,
         }],
-        aggregation_methods: Some(vec!["mean".into(), "95pct".into(), "rate:max".into()]),
-        precision_bits: None,
+        aggregation_methods: Some(methods.iter().map(|m| m.to_string()).collect()),
+        precision_bits,
     }
-    .build()
-    .unwrap()
+}
+
+fn policy_with_precision(bits: Option<u32>) -> ArchivePolicy {
+    raw_policy("p", &["mean", "95pct", "rate:max"], bits)
+        .build()
+        .unwrap()
+}
+
+fn policy() -> ArchivePolicy {
+    policy_with_precision(None)
 }
 
 fn row(metric: &str, resource: &str, ts_s: i64, v: f64) -> ClosedRow {
@@ -348,19 +358,9 @@ fn rounding_error_is_within_half_a_unit_of_the_last_kept_bit_on_nab() {
 
 #[test]
 fn a_policy_with_precision_bits_stores_rounded_values_but_exact_counts() {
-    let p = RawArchivePolicy {
-        name: "lossy".into(),
-        back_window: 0,
-        definition: vec![RawPolicyItem {
-            granularity: Some(RawDuration::Seconds(3600.0)),
-            points: Some(48),
-            timespan: None,
-        }],
-        aggregation_methods: Some(vec!["mean".into(), "count".into(), "rate:count".into()]),
-        precision_bits: Some(12),
-    }
-    .build()
-    .unwrap();
+    let p = raw_policy("lossy", &["mean", "count", "rate:count"], Some(12))
+        .build()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut w = ArchiveWriter::new(dir.path(), vec![p].into(), BTreeMap::new());
     let series = Arc::new(SeriesInfo {
@@ -397,22 +397,6 @@ fn meta_value(path: &Path, key: &str) -> Option<String> {
         .unwrap();
     let kv = r.metadata().file_metadata().key_value_metadata()?.clone();
     kv.into_iter().find(|kv| kv.key == key)?.value
-}
-
-fn policy_with_precision(bits: Option<u32>) -> ArchivePolicy {
-    RawArchivePolicy {
-        name: "p".into(),
-        back_window: 0,
-        definition: vec![RawPolicyItem {
-            granularity: Some(RawDuration::Seconds(3600.0)),
-            points: Some(48),
-            timespan: None,
-        }],
-        aggregation_methods: Some(vec!["mean".into(), "95pct".into(), "rate:max".into()]),
-        precision_bits: bits,
-    }
-    .build()
-    .unwrap()
 }
 
 #[test]
@@ -523,19 +507,7 @@ fn writers_after_a_reload_never_overwrite_and_compaction_keeps_the_coarsest_prec
 #[test]
 fn precision_bits_outside_1_to_52_are_refused() {
     for bits in [0, 53] {
-        let err = RawArchivePolicy {
-            name: "p".into(),
-            back_window: 0,
-            definition: vec![RawPolicyItem {
-                granularity: Some(RawDuration::Seconds(60.0)),
-                points: Some(10),
-                timespan: None,
-            }],
-            aggregation_methods: None,
-            precision_bits: Some(bits),
-        }
-        .build()
-        .unwrap_err();
+        let err = raw_policy("p", &["mean"], Some(bits)).build().unwrap_err();
         assert_eq!(
             err,
             [(
