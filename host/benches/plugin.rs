@@ -87,6 +87,12 @@ fn calls(c: &mut Criterion) {
     g.bench_function("identity_wasm_arrow", |b| {
         b.iter(|| identity.transform(&arrow).unwrap())
     });
+    // What a stage after another plugin gets: samples that know their
+    // series table (a plugin's output), so only WIT -> Arrow is row by row.
+    let samples = batch::Samples::from_wit(wit.clone()).unwrap();
+    g.bench_function("identity_wasm_samples", |b| {
+        b.iter(|| identity.transform_samples(&samples).unwrap())
+    });
     g.bench_function("identity_native", |b| {
         b.iter(|| std::hint::black_box(wit.clone()))
     });

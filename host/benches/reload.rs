@@ -14,7 +14,7 @@ use wasmeter::plugin::Runtime;
 struct Discard;
 
 impl Sink for Discard {
-    fn write(&mut self, _stage: &str, _batch: &arrow::array::RecordBatch) {}
+    fn write(&mut self, _stage: &str, _batch: &wasmeter::batch::Samples) {}
 }
 
 fn config(dir: &std::path::Path, unit: &str) -> PipelineConfig {

@@ -32,17 +32,18 @@
 //! vectors into Arrow buffers without copying; the string columns are
 //! dictionary-encoded, so per sample only integer keys are written.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, OnceLock};
 
-use arrow::buffer::OffsetBuffer;
+use arrow::buffer::{OffsetBuffer, ScalarBuffer};
 use rustc_hash::FxBuildHasher;
 use smallvec::SmallVec;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, DictionaryArray, Float64Array, Int8Array, Int32Array, MapArray,
-    MapBuilder, MapFieldNames, RecordBatch, StringArray, StringBuilder, StructArray,
+    Array, ArrayRef, AsArray, BooleanArray, DictionaryArray, Float64Array, Int8Array, Int32Array,
+    MapArray, MapBuilder, MapFieldNames, RecordBatch, StringArray, StringBuilder, StructArray,
     TimestampNanosecondArray, UInt32Array,
 };
 use arrow::datatypes::{
@@ -254,6 +255,11 @@ pub fn empty() -> RecordBatch {
 /// assert_eq!(batch::to_wit(&rb).unwrap(), wit);
 /// ```
 pub fn from_wit(batch: WitBatch) -> Result<RecordBatch, BatchError> {
+    Samples::from_wit(batch).map(Samples::into_batch)
+}
+
+/// [`from_wit`], keeping the canonical series table for [`Samples::to_wit`].
+fn samples_from_wit(batch: WitBatch) -> Result<Samples, BatchError> {
     let WitBatch {
         mut series,
         series_index,
@@ -292,6 +298,8 @@ pub fn from_wit(batch: WitBatch) -> Result<RecordBatch, BatchError> {
             });
         }
     }
+
+    let (series, series_index) = canonical(series, series_index);
 
     // Per-series dictionary keys, with each distinct string stored once.
     let metric = SeriesColumn::new(series.iter().map(|s| s.metric.as_str()));
@@ -334,7 +342,203 @@ pub fn from_wit(batch: WitBatch) -> Result<RecordBatch, BatchError> {
         attributes,
         Arc::new(Float64Array::from(values)),
     ];
-    Ok(RecordBatch::try_new(schema(), columns)?)
+    let batch = RecordBatch::try_new(schema(), columns)?;
+    Ok(Samples {
+        batch,
+        table: Some(Arc::new(SeriesTable {
+            series,
+            index: indices.into_parts().1,
+        })),
+    })
+}
+
+/// The series table in [`to_wit`]'s form: series in the order of their
+/// first sample, each distinct series once (attributes already sorted),
+/// none that no sample refers to. O(series) hashing plus one pass over the
+/// index; the table comes back untouched when it already is that form.
+fn canonical(series: Vec<WitSeries>, mut index: Vec<u32>) -> (Vec<WitSeries>, Vec<u32>) {
+    // Each series' first equal one. Seeded: the names come from plugins.
+    let mut first_equal: Vec<u32> = (0..series.len() as u32).collect();
+    if series.len() > 1 {
+        type Identity<'a> = (&'a str, &'a str, &'a str, i8, &'a [(String, String)]);
+        let mut seen: HashMap<Identity<'_>, u32, foldhash::fast::RandomState> =
+            HashMap::with_capacity_and_hasher(series.len(), Default::default());
+        for (i, s) in series.iter().enumerate() {
+            let key = (
+                s.metric.as_str(),
+                s.resource_id.as_str(),
+                s.unit.as_str(),
+                s.type_ as i8,
+                s.attributes.as_slice(),
+            );
+            first_equal[i] = *seen.entry(key).or_insert(i as u32);
+        }
+    }
+    let mut position = vec![u32::MAX; series.len()];
+    let mut order: Vec<u32> = Vec::with_capacity(series.len());
+    for i in index.iter_mut() {
+        let s = first_equal[*i as usize];
+        let p = &mut position[s as usize];
+        if *p == u32::MAX {
+            *p = order.len() as u32;
+            order.push(s);
+        }
+        *i = *p;
+    }
+    if order.len() == series.len() && order.iter().enumerate().all(|(p, &s)| p == s as usize) {
+        return (series, index);
+    }
+    let mut slots: Vec<Option<WitSeries>> = series.into_iter().map(Some).collect();
+    let series = order
+        .iter()
+        .filter_map(|&s| slots[s as usize].take())
+        .collect();
+    (series, index)
+}
+
+/// An Arrow sample batch with, when it is known, its series table: what
+/// [`to_wit`] would compute from the batch, kept from the WIT batch it was
+/// made of (a plugin's output). Stages pass these on, so that a batch a
+/// plugin returned reaches the next plugin, or the rollup engine, without
+/// finding its series again row by row.
+///
+/// Dereferences to the [`RecordBatch`]; the table cannot go out of step
+/// with it (both are read-only).
+#[derive(Debug, Clone)]
+pub struct Samples {
+    batch: RecordBatch,
+    table: Option<Arc<SeriesTable>>,
+}
+
+/// A batch's series in [`to_wit`]'s form and each row's index into them.
+#[derive(Debug)]
+struct SeriesTable {
+    series: Vec<WitSeries>,
+    index: ScalarBuffer<u32>,
+}
+
+/// A batch's columns as the rollup engine and the WIT batch take them,
+/// borrowed where the batch already holds them.
+#[derive(Debug)]
+pub struct SampleColumns<'a> {
+    /// Distinct series, in the order of their first sample.
+    pub series: Cow<'a, [WitSeries]>,
+    /// Per row: its series' position in `series`.
+    pub series_index: Cow<'a, [u32]>,
+    /// Per row: ns since the Unix epoch, UTC.
+    pub timestamps: &'a [i64],
+    /// Per row: the value.
+    pub values: &'a [f64],
+}
+
+impl Samples {
+    /// Converts a WIT batch (e.g. a plugin's output), as [`from_wit`], and
+    /// keeps its series table.
+    ///
+    /// # Errors
+    /// As [`from_wit`].
+    pub fn from_wit(batch: WitBatch) -> Result<Samples, BatchError> {
+        samples_from_wit(batch)
+    }
+
+    /// The Arrow batch.
+    pub fn batch(&self) -> &RecordBatch {
+        &self.batch
+    }
+
+    /// The Arrow batch, without the series table.
+    pub fn into_batch(self) -> RecordBatch {
+        self.batch
+    }
+
+    /// True when the series table is known (the batch came from a WIT
+    /// batch and was not filtered since).
+    pub fn has_series_table(&self) -> bool {
+        self.table.is_some()
+    }
+
+    /// The columns, with the series table found row by row (as [`to_wit`])
+    /// unless it is known.
+    ///
+    /// # Errors
+    /// As [`to_wit`].
+    pub fn columns(&self) -> Result<SampleColumns<'_>, BatchError> {
+        let (timestamps, values) = time_and_value(&self.batch)?;
+        let (series, series_index) = match &self.table {
+            Some(t) => (Cow::Borrowed(&t.series[..]), Cow::Borrowed(&t.index[..])),
+            None => {
+                let (s, i) = series_table(&self.batch)?;
+                (Cow::Owned(s), Cow::Owned(i))
+            }
+        };
+        Ok(SampleColumns {
+            series,
+            series_index,
+            timestamps,
+            values,
+        })
+    }
+
+    /// The WIT batch for a plugin: equal to [`to_wit`] of the batch, but
+    /// O(series) instead of O(rows) lookups when the table is known.
+    ///
+    /// # Errors
+    /// As [`to_wit`].
+    pub fn to_wit(&self) -> Result<WitBatch, BatchError> {
+        let c = self.columns()?;
+        Ok(WitBatch {
+            series: c.series.into_owned(),
+            series_index: c.series_index.into_owned(),
+            timestamps: c.timestamps.to_vec(),
+            values: c.values.to_vec(),
+        })
+    }
+
+    /// The rows where `mask` is true (the series table follows: its index
+    /// is filtered, and series no row keeps are dropped).
+    ///
+    /// # Errors
+    /// [`BatchError::Arrow`] when `mask` is not as long as the batch.
+    pub fn filter(&self, mask: &BooleanArray) -> Result<Samples, BatchError> {
+        if mask.len() != self.batch.num_rows() {
+            return Err(BatchError::Arrow(format!(
+                "a filter mask of {} rows for a batch of {}",
+                mask.len(),
+                self.batch.num_rows()
+            )));
+        }
+        let batch = arrow::compute::filter_record_batch(&self.batch, mask)?;
+        let table = match &self.table {
+            Some(t) => {
+                let index = UInt32Array::new(t.index.clone(), None);
+                let kept = arrow::compute::filter(&index, mask)?;
+                let kept = kept.as_primitive::<arrow::datatypes::UInt32Type>();
+                let (series, index) = canonical(t.series.clone(), kept.values().to_vec());
+                Some(Arc::new(SeriesTable {
+                    series,
+                    index: index.into(),
+                }))
+            }
+            None => None,
+        };
+        Ok(Samples { batch, table })
+    }
+}
+
+impl From<RecordBatch> for Samples {
+    /// A batch whose series table is not known ([`Samples::to_wit`] finds
+    /// it row by row).
+    fn from(batch: RecordBatch) -> Self {
+        Samples { batch, table: None }
+    }
+}
+
+impl std::ops::Deref for Samples {
+    type Target = RecordBatch;
+
+    fn deref(&self) -> &RecordBatch {
+        &self.batch
+    }
 }
 
 /// The per-sample attributes column: row `i` holds the map of series
@@ -612,6 +816,18 @@ fn column<'a>(batch: &'a RecordBatch, name: &'static str) -> Result<&'a ArrayRef
 /// [`BatchError::Null`] for a null in a non-null column,
 /// [`BatchError::UnknownType`] for a bad `type` value.
 pub fn to_wit(batch: &RecordBatch) -> Result<WitBatch, BatchError> {
+    let (timestamps, values) = time_and_value(batch)?;
+    let (series, series_index) = series_table(batch)?;
+    Ok(WitBatch {
+        series,
+        series_index,
+        timestamps: timestamps.to_vec(),
+        values: values.to_vec(),
+    })
+}
+
+/// The timestamp and value columns, checked (type, no nulls).
+fn time_and_value(batch: &RecordBatch) -> Result<(&[i64], &[f64]), BatchError> {
     let n = batch.num_rows();
     if n > u32::MAX as usize {
         return Err(BatchError::TooLarge(n));
@@ -644,6 +860,13 @@ pub fn to_wit(batch: &RecordBatch) -> Result<WitBatch, BatchError> {
             return Err(BatchError::Null { column: name, row });
         }
     }
+    Ok((ts.values(), value.values()))
+}
+
+/// The distinct series of a batch, in the order of their first sample,
+/// and each row's index into them: the row-by-row part of [`to_wit`].
+fn series_table(batch: &RecordBatch) -> Result<(Vec<WitSeries>, Vec<u32>), BatchError> {
+    let n = batch.num_rows();
     let attrs_col = column(batch, columns::ATTRIBUTES)?;
     let attrs: &MapArray = attrs_col.as_map_opt().ok_or_else(|| BatchError::Schema {
         column: columns::ATTRIBUTES,
@@ -832,12 +1055,7 @@ pub fn to_wit(batch: &RecordBatch) -> Result<WitBatch, BatchError> {
         }
         series_index.push(idx);
     }
-    Ok(WitBatch {
-        series,
-        series_index,
-        timestamps: ts.values().to_vec(),
-        values: value.values().to_vec(),
-    })
+    Ok((series, series_index))
 }
 
 /// True when a series' (sorted) attributes equal the map entries `range`.
@@ -1201,5 +1419,104 @@ mod tests {
         assert_eq!(back.series_index, vec![0, 1]);
         assert_eq!(back.series[0].attributes, vec![("k".into(), "v2".into())]);
         assert_eq!(back.timestamps, vec![2, 3]);
+    }
+
+    /// A plugin's output in every shape the contract allows: series out of
+    /// first-sample order, a series twice, one no sample uses, attributes
+    /// unsorted.
+    fn untidy() -> WitBatch {
+        WitBatch {
+            series: vec![
+                series("m", "unused", &[]),
+                series("m", "b", &[("z", "1"), ("a", "2")]),
+                series("m", "a", &[]),
+                series("m", "b", &[("a", "2"), ("z", "1")]),
+                series("n", "a", &[("k", "v")]),
+            ],
+            series_index: vec![2, 1, 3, 4, 2, 3, 1],
+            timestamps: (0..7).collect(),
+            values: (0..7).map(f64::from).collect(),
+        }
+    }
+
+    #[test]
+    fn a_kept_series_table_is_what_to_wit_finds() {
+        for wit in [
+            untidy(),
+            WitBatch {
+                series: vec![],
+                series_index: vec![],
+                timestamps: vec![],
+                values: vec![],
+            },
+            WitBatch {
+                series: vec![series("m", "r", &[("k", "v")])],
+                series_index: vec![0; 3],
+                timestamps: vec![1, 2, 3],
+                values: vec![f64::NAN, -0.0, f64::INFINITY],
+            },
+        ] {
+            let samples = Samples::from_wit(wit.clone()).unwrap();
+            assert!(samples.has_series_table());
+            let found = to_wit(samples.batch()).unwrap();
+            assert_bit_exact(&samples.to_wit().unwrap(), &found);
+            assert_eq!(samples.batch(), &from_wit(wit).unwrap());
+        }
+        // By hand: order of first sample, "b" once, "unused" gone.
+        let t = Samples::from_wit(untidy()).unwrap().to_wit().unwrap();
+        let names: Vec<_> = t
+            .series
+            .iter()
+            .map(|s| (s.metric.as_str(), s.resource_id.as_str()))
+            .collect();
+        assert_eq!(names, [("m", "a"), ("m", "b"), ("n", "a")]);
+        assert_eq!(
+            t.series[1].attributes,
+            [("a".into(), "2".into()), ("z".into(), "1".into())]
+        );
+        assert_eq!(t.series_index, [0, 1, 1, 2, 0, 1, 1]);
+    }
+
+    #[test]
+    fn a_kept_table_is_borrowed_and_a_plain_batch_is_looked_up() {
+        let samples = Samples::from_wit(untidy()).unwrap();
+        let c = samples.columns().unwrap();
+        assert!(matches!(c.series, Cow::Borrowed(_)));
+        assert!(matches!(c.series_index, Cow::Borrowed(_)));
+        let plain = Samples::from(samples.batch().clone());
+        assert!(!plain.has_series_table());
+        let p = plain.columns().unwrap();
+        assert!(matches!(p.series, Cow::Owned(_)));
+        assert_eq!(p.series, c.series);
+        assert_eq!(p.series_index, c.series_index);
+        assert_eq!(p.timestamps, c.timestamps);
+    }
+
+    #[test]
+    fn a_filtered_batch_keeps_a_table_of_its_own_rows() {
+        let samples = Samples::from_wit(untidy()).unwrap();
+        for keep in [
+            vec![false, true, true, false, false, true, true],
+            vec![false, false, false, true, false, false, false],
+            vec![false; 7],
+            vec![true; 7],
+        ] {
+            let mask = BooleanArray::from(keep.clone());
+            let kept = samples.filter(&mask).unwrap();
+            assert!(kept.has_series_table());
+            assert_eq!(kept.num_rows(), keep.iter().filter(|k| **k).count());
+            assert_eq!(
+                kept.batch(),
+                &arrow::compute::filter_record_batch(samples.batch(), &mask).unwrap()
+            );
+            assert_bit_exact(&kept.to_wit().unwrap(), &to_wit(kept.batch()).unwrap());
+        }
+        for len in [3, 9] {
+            let wrong = BooleanArray::from(vec![true; len]);
+            assert_eq!(
+                samples.filter(&wrong).unwrap_err(),
+                BatchError::Arrow(format!("a filter mask of {len} rows for a batch of 7"))
+            );
+        }
     }
 }

@@ -35,6 +35,7 @@ fn main() {
         plugins_dir.display()
     );
     let target_dir = root.join("target").join("wasm-plugins");
+    ensure_wasm_target();
 
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
@@ -96,6 +97,41 @@ fn main() {
 
 /// One `Plugin` constant per plugin plus `ALL`, for the built components in
 /// `release`.
+/// Adds the `wasm32-wasip2` standard library when the toolchain lacks it.
+/// rust-toolchain.toml lists the target, but rustup installs a toolchain
+/// file's targets only with the toolchain itself: a machine that already
+/// had this toolchain (or runs with `RUSTUP_AUTO_INSTALL=0`) gets no target.
+/// Runs `rustup target add` for the active toolchain; without rustup, the
+/// nested build's own error says what is missing.
+fn ensure_wasm_target() {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let libdir = Command::new(&rustc)
+        .args(["--print", "target-libdir", "--target", "wasm32-wasip2"])
+        .output();
+    let installed = match libdir {
+        Ok(out) if out.status.success() => {
+            Path::new(String::from_utf8_lossy(&out.stdout).trim()).is_dir()
+        }
+        _ => false,
+    };
+    if installed {
+        return;
+    }
+    let mut add = Command::new("rustup");
+    add.args(["target", "add", "wasm32-wasip2"]);
+    if let Some(toolchain) = env::var_os("RUSTUP_TOOLCHAIN") {
+        add.arg("--toolchain").arg(toolchain);
+    }
+    println!(
+        "cargo:warning=the wasm32-wasip2 target is missing: running `rustup target add wasm32-wasip2`"
+    );
+    match add.status() {
+        Ok(s) if s.success() => {}
+        Ok(s) => println!("cargo:warning=`rustup target add wasm32-wasip2` failed ({s})"),
+        Err(e) => println!("cargo:warning=cannot run rustup ({e})"),
+    }
+}
+
 fn constants(release: &Path, plugins: &[(String, String)]) -> String {
     let mut out = String::new();
     for (name, package) in plugins {

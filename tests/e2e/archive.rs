@@ -108,7 +108,7 @@ fn write_archive(dir: &Path) -> Vec<(i64, f64)> {
     let data = nab();
     for chunk in data.chunks(500) {
         let rows: Vec<(u32, i64, f64)> = chunk.iter().map(|&(t, v)| (0, t, v)).collect();
-        let b = batch::from_wit(wit_batch(
+        let b = batch::Samples::from_wit(wit_batch(
             vec![series(
                 "machine.temperature",
                 "machine-1",
@@ -295,7 +295,7 @@ fn a_bucket_split_across_a_restart_is_one_row() {
         let rows: Vec<(u32, i64, f64)> = rows.iter().map(|&(t, v)| (0, t, v)).collect();
         s.write(
             "import",
-            &batch::from_wit(wit_batch(
+            &batch::Samples::from_wit(wit_batch(
                 vec![series("m", "r", "1", SampleType::Gauge)],
                 &rows,
             ))

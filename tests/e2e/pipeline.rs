@@ -4,6 +4,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use arrow::array::RecordBatch;
+use wasmeter::batch::Samples;
 use wasmeter::config::PipelineConfig;
 use wasmeter::pipeline::{Pipeline, RunReport, Sink};
 use wasmeter::plugin::{PluginErrorKind, Runtime};
@@ -16,13 +17,13 @@ use crate::support::{data_dir, runtime};
 struct Collect(Arc<Mutex<Vec<RecordBatch>>>, Arc<Mutex<Vec<RecordBatch>>>);
 
 impl Sink for Collect {
-    fn write(&mut self, stage: &str, batch: &RecordBatch) {
+    fn write(&mut self, stage: &str, batch: &Samples) {
         let to = if stage == "wasmeter" {
             &self.1
         } else {
             &self.0
         };
-        to.lock().unwrap().push(batch.clone());
+        to.lock().unwrap().push(batch.batch().clone());
     }
 }
 

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::TimestampNanosecondType;
+use wasmeter::batch::Samples;
 use wasmeter::config::PipelineConfig;
 use wasmeter::pipeline::{Pipeline, Sink};
 
@@ -21,9 +22,9 @@ use crate::support::{data_dir, runtime, wasmeter};
 struct Collect(Arc<Mutex<Vec<RecordBatch>>>);
 
 impl Sink for Collect {
-    fn write(&mut self, stage: &str, batch: &RecordBatch) {
+    fn write(&mut self, stage: &str, batch: &Samples) {
         if stage != "wasmeter" {
-            self.0.lock().unwrap().push(batch.clone());
+            self.0.lock().unwrap().push(batch.batch().clone());
         }
     }
 }

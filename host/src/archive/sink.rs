@@ -10,7 +10,7 @@ use arrow::datatypes::{Float64Type, Int32Type, TimestampNanosecondType};
 
 use super::ArchiveWriter;
 use crate::alarm::{AlarmEvaluator, Notifier};
-use crate::batch::columns;
+use crate::batch::{Samples, columns};
 use crate::config::PipelineConfig;
 use crate::pipeline::Sink;
 use crate::rollup::{RollupEngine, RollupReport};
@@ -240,7 +240,7 @@ impl ArchiveSink {
 }
 
 impl Sink for ArchiveSink {
-    fn write(&mut self, _stage: &str, batch: &RecordBatch) {
+    fn write(&mut self, _stage: &str, batch: &Samples) {
         if let Some(tee) = &mut self.tee {
             tee.write(batch);
         }
@@ -261,7 +261,7 @@ impl Sink for ArchiveSink {
             }
             self.newest_event = self.newest_event.max(max);
         }
-        if let Err(e) = self.engine.ingest(batch) {
+        if let Err(e) = self.engine.ingest_samples(batch) {
             tracing::error!(samples = batch.num_rows(), "rollup refused a batch: {e}");
         }
         if self.clock == Clock::EventTime {

@@ -159,7 +159,10 @@ fn decode_input(file: &Path, decoder: &mut plugin::Decoder, now_ns: i64) -> Resu
     })?;
     let source = file.display().to_string();
     crate::pipeline::log_rejected("import", &source, &decoded.rejected);
-    let wit = crate::batch::to_wit(&decoded.batch).map_err(|e| Failure::Runtime(e.into()))?;
+    let wit = decoded
+        .batch
+        .to_wit()
+        .map_err(|e| Failure::Runtime(e.into()))?;
     let summary = format!(
         "{source}: {lines} lines, {} samples of {} series imported; {} lines rejected",
         wit.values.len(),
@@ -374,7 +377,7 @@ pub fn import(args: ImportArgs) -> Result<(), Failure> {
                     *slot
                 })
                 .collect();
-            let batch = crate::batch::from_wit(WitBatch {
+            let batch = crate::batch::Samples::from_wit(WitBatch {
                 series: used,
                 series_index,
                 timestamps: chunk.iter().map(|r| r.0).collect(),

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use arrow::array::RecordBatch;
+use crate::batch::Samples;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
@@ -131,23 +131,18 @@ impl Graph {
         config: &PipelineConfig,
         mut ready: Ready,
         sink: &mpsc::Sender<SinkMsg>,
-        feeds: Vec<(String, mpsc::Receiver<RecordBatch>)>,
+        feeds: Vec<(String, mpsc::Receiver<Samples>)>,
     ) -> Graph {
         let dead_letter = DeadLetter::new(&config.archive.data_dir.join("dead-letter"));
-        let mut inboxes: HashMap<
-            &str,
-            (
-                mpsc::Sender<RecordBatch>,
-                Option<mpsc::Receiver<RecordBatch>>,
-            ),
-        > = config
-            .transformers
-            .iter()
-            .map(|t| {
-                let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-                (t.name.as_str(), (tx, Some(rx)))
-            })
-            .collect();
+        let mut inboxes: HashMap<&str, (mpsc::Sender<Samples>, Option<mpsc::Receiver<Samples>>)> =
+            config
+                .transformers
+                .iter()
+                .map(|t| {
+                    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+                    (t.name.as_str(), (tx, Some(rx)))
+                })
+                .collect();
         let mut consumers: HashMap<&str, Vec<&str>> = HashMap::new();
         for t in &config.transformers {
             for input in &t.inputs {
@@ -157,23 +152,18 @@ impl Graph {
                     .push(t.name.as_str());
             }
         }
-        let outputs_of = |name: &str,
-                          inboxes: &HashMap<
-            &str,
-            (
-                mpsc::Sender<RecordBatch>,
-                Option<mpsc::Receiver<RecordBatch>>,
-            ),
-        >|
-         -> Vec<Output> {
-            match consumers.get(name) {
-                Some(cs) => cs
-                    .iter()
-                    .map(|c| Output::Stage(inboxes[*c].0.clone()))
-                    .collect(),
-                None => vec![Output::Sink(sink.clone())],
-            }
-        };
+        let outputs_of =
+            |name: &str,
+             inboxes: &HashMap<&str, (mpsc::Sender<Samples>, Option<mpsc::Receiver<Samples>>)>|
+             -> Vec<Output> {
+                match consumers.get(name) {
+                    Some(cs) => cs
+                        .iter()
+                        .map(|c| Output::Stage(inboxes[*c].0.clone()))
+                        .collect(),
+                    None => vec![Output::Sink(sink.clone())],
+                }
+            };
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let mut live = Vec::new();

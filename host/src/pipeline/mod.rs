@@ -34,7 +34,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use arrow::array::RecordBatch;
+use crate::batch::Samples;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::PipelineConfig;
@@ -47,7 +47,7 @@ pub const CHANNEL_CAPACITY: usize = 16;
 /// Where the samples leaving the graph go.
 pub trait Sink: Send + 'static {
     /// Receives one batch produced by a leaf stage (`stage`).
-    fn write(&mut self, stage: &str, batch: &RecordBatch);
+    fn write(&mut self, stage: &str, batch: &Samples);
 
     /// Called about once a second with the wall clock, ns since the Unix
     /// epoch (for time-driven work: closing idle buckets, flushing).
@@ -68,7 +68,7 @@ pub const SINK_TICK: Duration = Duration::from_secs(1);
 /// What travels to the sink's thread.
 pub(crate) enum SinkMsg {
     /// Samples from a leaf stage.
-    Batch(Arc<str>, RecordBatch),
+    Batch(Arc<str>, Samples),
     /// A reload's new config.
     Reconfigure(Arc<PipelineConfig>),
 }
@@ -289,7 +289,7 @@ impl Pipeline {
         runtime: &Runtime,
         sink: impl Sink,
         feed: &str,
-    ) -> Result<(Self, mpsc::Sender<RecordBatch>), PipelineError> {
+    ) -> Result<(Self, mpsc::Sender<Samples>), PipelineError> {
         let mut config = config.clone();
         config.collectors.clear();
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
@@ -301,7 +301,7 @@ impl Pipeline {
         config: &PipelineConfig,
         runtime: &Runtime,
         mut sink: impl Sink,
-        feeds: Vec<(String, mpsc::Receiver<RecordBatch>)>,
+        feeds: Vec<(String, mpsc::Receiver<Samples>)>,
     ) -> Result<Self, PipelineError> {
         let plugins = load_plugins(runtime, config, &HashMap::new())?;
         let mut ready = Ready::new();

@@ -15,10 +15,8 @@
 
 use std::time::Duration;
 
-use arrow::array::RecordBatch;
-
 use super::telemetry::Builder;
-use crate::batch;
+use crate::batch::Samples;
 use crate::bindings::SampleType;
 use crate::config::ScrapeTarget;
 
@@ -130,7 +128,7 @@ impl Scraper {
         up: bool,
         took: Duration,
         samples: usize,
-    ) -> Option<RecordBatch> {
+    ) -> Option<Samples> {
         let mut b = Builder::default();
         let job = [("job", job)];
         let i = self.instance.as_str();
@@ -161,7 +159,7 @@ impl Scraper {
             tick,
             samples as f64,
         );
-        batch::from_wit(b.finish())
+        Samples::from_wit(b.finish())
             .map_err(|e| tracing::error!("scrape health batch: {e}"))
             .ok()
     }

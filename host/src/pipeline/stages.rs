@@ -5,14 +5,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
-use arrow::compute::filter_record_batch;
+use arrow::array::{Array, AsArray, BooleanArray};
 use arrow::datatypes::Int32Type;
 use tokio::sync::{mpsc, watch};
 
 use super::scrape::Scraper;
 use super::{Backoff, DeadLetter, SinkMsg, StageReport, next_tick, now_ns};
-use crate::batch::columns;
+use crate::batch::{Samples, columns};
 use crate::config::MeterFilter;
 use crate::plugin::{self, Instance as _, PluginError, PluginErrorKind};
 
@@ -78,12 +77,12 @@ pub(super) struct StageExit {
 
 /// Where a stage sends its output.
 pub(super) enum Output {
-    Stage(mpsc::Sender<RecordBatch>),
+    Stage(mpsc::Sender<Samples>),
     Sink(mpsc::Sender<SinkMsg>),
 }
 
 impl Output {
-    async fn send(&self, stage: &Arc<str>, batch: RecordBatch) -> bool {
+    async fn send(&self, stage: &Arc<str>, batch: Samples) -> bool {
         match self {
             Output::Stage(tx) => tx.send(batch).await.is_ok(),
             Output::Sink(tx) => tx.send(SinkMsg::Batch(stage.clone(), batch)).await.is_ok(),
@@ -91,7 +90,7 @@ impl Output {
     }
 }
 
-async fn send_all(outputs: &[Output], stage: &Arc<str>, batch: RecordBatch) {
+async fn send_all(outputs: &[Output], stage: &Arc<str>, batch: Samples) {
     if batch.num_rows() == 0 {
         return;
     }
@@ -252,7 +251,7 @@ impl CollectorStage {
         &mut self,
         mut decoder: plugin::Decoder,
         tick: i64,
-    ) -> Option<Result<RecordBatch, PluginError>> {
+    ) -> Option<Result<Samples, PluginError>> {
         let scraper = self
             .scraper
             .as_ref()
@@ -328,7 +327,7 @@ pub(super) struct FeedStage {
 }
 
 impl FeedStage {
-    pub(super) async fn run(self, mut rx: mpsc::Receiver<RecordBatch>) -> StageExit {
+    pub(super) async fn run(self, mut rx: mpsc::Receiver<Samples>) -> StageExit {
         let mut report = StageReport::default();
         while let Some(batch) = rx.recv().await {
             report.batches += 1;
@@ -355,7 +354,7 @@ pub(super) struct TransformerStage {
 }
 
 impl TransformerStage {
-    pub(super) async fn run(mut self, mut rx: mpsc::Receiver<RecordBatch>) -> StageExit {
+    pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Samples>) -> StageExit {
         while let Some(batch) = rx.recv().await {
             self.handle(batch).await;
             self.common
@@ -364,7 +363,7 @@ impl TransformerStage {
         self.exit()
     }
 
-    async fn handle(&mut self, batch: RecordBatch) {
+    async fn handle(&mut self, batch: Samples) {
         let c = &mut self.common;
         c.report.batches += 1;
         c.report.samples_in += batch.num_rows() as u64;
@@ -390,7 +389,7 @@ impl TransformerStage {
             return;
         };
         let (instance, input, result) = tokio::task::spawn_blocking(move || {
-            let r = instance.transform(&matched);
+            let r = instance.transform_samples(&matched);
             (instance, matched, r)
         })
         .await
@@ -419,7 +418,7 @@ impl TransformerStage {
         self.common.exit(self.instance, StageInstance::Transformer)
     }
 
-    fn keep_dead_letter(&mut self, error: &PluginError, batch: &RecordBatch) {
+    fn keep_dead_letter(&mut self, error: &PluginError, batch: &Samples) {
         let plugin = self.instance.as_ref().map_or("", |i| i.plugin().name());
         let c = &mut self.common;
         match self.dead_letter.write(&c.name, plugin, error, batch) {
@@ -442,10 +441,7 @@ impl TransformerStage {
 /// Splits a batch into the rows whose metric the filter takes and the rest
 /// (`None` when nothing is rejected). One filter test per distinct metric,
 /// not per sample.
-pub(super) fn split_by_meters(
-    batch: &RecordBatch,
-    meters: &MeterFilter,
-) -> (RecordBatch, Option<RecordBatch>) {
+pub(super) fn split_by_meters(batch: &Samples, meters: &MeterFilter) -> (Samples, Option<Samples>) {
     if meters.is_all() || batch.num_rows() == 0 {
         return (batch.clone(), None);
     }
@@ -469,7 +465,11 @@ pub(super) fn split_by_meters(
         .map(|&k| Some(take[k as usize]))
         .collect();
     let not_mask = arrow::compute::not(&mask).expect("not of a boolean array");
-    let matched = filter_record_batch(batch, &mask).expect("filter by a mask of equal length");
-    let rest = filter_record_batch(batch, &not_mask).expect("filter by a mask of equal length");
+    let matched = batch
+        .filter(&mask)
+        .expect("filter by a mask of equal length");
+    let rest = batch
+        .filter(&not_mask)
+        .expect("filter by a mask of equal length");
     (matched, (rest.num_rows() > 0).then_some(rest))
 }

@@ -27,7 +27,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::{Counters, SinkMsg, next_tick, now_ns};
-use crate::batch;
+use crate::batch::Samples;
 use crate::bindings::{SampleType, WitBatch, WitSeries};
 
 /// Summary lines are logged every this many telemetry intervals.
@@ -169,7 +169,7 @@ pub(super) async fn run(
                 "summary"
             );
         }
-        match batch::from_wit(b.finish()) {
+        match Samples::from_wit(b.finish()) {
             Ok(rb) => {
                 if sink.send(SinkMsg::Batch(stage.clone(), rb)).await.is_err() {
                     return;

@@ -11,7 +11,7 @@ use super::host::HostState;
 use super::{
     EPOCH_TICK, Grants, Limits, Plugin, PluginError, PluginErrorKind, RECYCLE_AFTER_CALLS, World,
 };
-use crate::batch;
+use crate::batch::Samples;
 use crate::bindings::alarm_rule::wasmeter::plugin::alarm::{Evaluation, SeriesAggregates};
 use crate::bindings::{WitBatch, WitError, alarm_rule, collector, decoder, transformer};
 
@@ -138,8 +138,8 @@ impl Sandbox {
     }
 
     /// Validates a batch the plugin returned; a malformed one is counted.
-    fn output(&mut self, out: WitBatch) -> Result<RecordBatch, PluginError> {
-        batch::from_wit(out).map_err(|e| {
+    fn output(&mut self, out: WitBatch) -> Result<Samples, PluginError> {
+        Samples::from_wit(out).map_err(|e| {
             let e = PluginError::bad_output(&self.name, e);
             self.fail(e)
         })
@@ -213,7 +213,18 @@ impl Transformer {
     /// batch; `Trap`, `Deadline`, `Memory`; `BadOutput` for a malformed
     /// result; `Internal` when the input does not have the sample schema.
     pub fn transform(&mut self, input: &RecordBatch) -> Result<RecordBatch, PluginError> {
-        let wit = batch::to_wit(input).map_err(|e| {
+        self.transform_samples(&Samples::from(input.clone()))
+            .map(Samples::into_batch)
+    }
+
+    /// [`Transformer::transform`] of samples that may know their series
+    /// table (a plugin's output does): the input's series are then not
+    /// looked up row by row, and the output keeps its own table.
+    ///
+    /// # Errors
+    /// As [`Transformer::transform`].
+    pub fn transform_samples(&mut self, input: &Samples) -> Result<Samples, PluginError> {
+        let wit = input.to_wit().map_err(|e| {
             PluginError::new(
                 &self.sandbox.name,
                 PluginErrorKind::Internal,
@@ -226,7 +237,7 @@ impl Transformer {
 
     /// Transforms one batch in the contract's own columnar form, without
     /// the Arrow conversion (one Wasm call). The output is not validated:
-    /// [`batch::from_wit`] does that.
+    /// [`crate::batch::from_wit`] does that.
     ///
     /// # Errors
     /// As [`Transformer::transform`], except `BadOutput`.
@@ -295,7 +306,7 @@ impl Collector {
     ///
     /// # Errors
     /// As [`Transformer::transform`].
-    pub fn collect(&mut self, now_ns: i64) -> Result<RecordBatch, PluginError> {
+    pub fn collect(&mut self, now_ns: i64) -> Result<Samples, PluginError> {
         let bindings = &self.bindings;
         let out = self.sandbox.call(|s| bindings.call_collect(s, now_ns))?;
         let out = self.sandbox.guest(out)?;
@@ -404,7 +415,7 @@ impl AlarmRule {
 #[derive(Debug, Clone)]
 pub struct Decoded {
     /// The samples of the accepted lines (the sample schema).
-    pub batch: RecordBatch,
+    pub batch: Samples,
     /// The refused lines, in input order, with 1-based line numbers.
     pub rejected: Vec<RejectedLine>,
 }

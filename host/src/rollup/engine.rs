@@ -12,7 +12,7 @@ use arrow::array::RecordBatch;
 use super::methods::{BucketScratch, aggregate};
 use super::policy::{ArchivePolicy, PolicyRules};
 use super::rows::{ClosedRow, ClosedRows};
-use crate::batch::{self, BatchError};
+use crate::batch::{BatchError, Samples};
 use crate::bindings::WitSeries;
 
 /// Identity and description of one series.
@@ -263,8 +263,18 @@ impl RollupEngine {
     /// # Errors
     /// [`BatchError`] when the batch does not have the sample schema.
     pub fn ingest(&mut self, batch: &RecordBatch) -> Result<(), BatchError> {
-        let wit = batch::to_wit(batch)?;
-        self.ingest_columns(&wit.series, &wit.series_index, &wit.timestamps, &wit.values);
+        self.ingest_samples(&Samples::from(batch.clone()))
+    }
+
+    /// [`RollupEngine::ingest`] of samples that may know their series
+    /// table (a plugin's output does): its series are then not looked up
+    /// row by row, and no column is copied.
+    ///
+    /// # Errors
+    /// As [`RollupEngine::ingest`].
+    pub fn ingest_samples(&mut self, samples: &Samples) -> Result<(), BatchError> {
+        let c = samples.columns()?;
+        self.ingest_columns(&c.series, &c.series_index, c.timestamps, c.values);
         Ok(())
     }
 

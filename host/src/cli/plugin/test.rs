@@ -176,7 +176,7 @@ pub fn run(args: TestArgs) -> Result<(), Failure> {
                 .map_err(failed)?;
             let init = init_start.elapsed();
             let out = c.collect(now).map_err(failed)?;
-            let out = batch::to_wit(&out).map_err(|e| Failure::Runtime(e.into()))?;
+            let out = out.to_wit().map_err(|e| Failure::Runtime(e.into()))?;
             let output = Output::Samples {
                 input: None,
                 batch: out,
@@ -192,7 +192,7 @@ pub fn run(args: TestArgs) -> Result<(), Failure> {
                 .map_err(failed)?;
             let init = init_start.elapsed();
             let out = d.decode(&bytes, &args.content_type, now).map_err(failed)?;
-            let batch = batch::to_wit(&out.batch).map_err(|e| Failure::Runtime(e.into()))?;
+            let batch = out.batch.to_wit().map_err(|e| Failure::Runtime(e.into()))?;
             let rejected = out
                 .rejected
                 .into_iter()
