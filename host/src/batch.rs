@@ -34,8 +34,8 @@
 //!
 //! Between stages a batch travels as [`Samples`]: the Arrow batch plus, when
 //! it was made from a WIT batch, that batch's series table and series
-//! index. Arrow → WIT is then O(series) instead of a lookup per row, for the
-//! next plugin and for the rollup engine alike.
+//! index. Arrow → WIT then needs no per-row series lookup, for the next
+//! plugin and for the rollup engine alike.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -103,6 +103,14 @@ pub enum BatchError {
         index: u32,
         /// Number of series in the table.
         series: usize,
+    },
+    /// A filter mask is not as long as the batch.
+    #[error("a filter mask of {mask} rows for a batch of {rows}")]
+    MaskLength {
+        /// The mask's length.
+        mask: usize,
+        /// The batch's rows.
+        rows: usize,
     },
     /// A series lists the same attribute key twice.
     #[error("series {series} ({metric}): attribute key {key:?} appears twice")]
@@ -231,7 +239,9 @@ pub fn empty() -> RecordBatch {
 ///
 /// Validates what a plugin could get wrong: column lengths, series indices
 /// and duplicate attribute keys. Attributes are sorted by key. Series that
-/// no sample refers to are dropped (they carry no data).
+/// no sample refers to are dropped (they carry no data), a series listed
+/// twice is one, and the series are numbered in the order of their first
+/// sample (which orders the dictionary values), as [`to_wit`] gives them.
 ///
 /// # Errors
 /// [`BatchError::LengthMismatch`], [`BatchError::SeriesIndexOutOfRange`],
@@ -263,98 +273,105 @@ pub fn from_wit(batch: WitBatch) -> Result<RecordBatch, BatchError> {
     Samples::from_wit(batch).map(Samples::into_batch)
 }
 
-/// [`from_wit`], keeping the canonical series table for [`Samples::to_wit`].
-fn samples_from_wit(batch: WitBatch) -> Result<Samples, BatchError> {
-    let WitBatch {
-        mut series,
-        series_index,
-        timestamps,
-        values,
-    } = batch;
-    let n = series_index.len();
-    if timestamps.len() != n || values.len() != n {
-        return Err(BatchError::LengthMismatch {
-            series_index: n,
-            timestamps: timestamps.len(),
-            values: values.len(),
-        });
-    }
-    if n > u32::MAX as usize || series.len() > i32::MAX as usize {
-        return Err(BatchError::TooLarge(n.max(series.len())));
-    }
-    if let Some((row, &index)) = series_index
-        .iter()
-        .enumerate()
-        .find(|&(_, &i)| i as usize >= series.len())
-    {
-        return Err(BatchError::SeriesIndexOutOfRange {
-            row,
-            index,
-            series: series.len(),
-        });
-    }
-    for (i, s) in series.iter_mut().enumerate() {
-        s.attributes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        if let Some(w) = s.attributes.windows(2).find(|w| w[0].0 == w[1].0) {
-            return Err(BatchError::DuplicateAttribute {
-                series: i,
-                metric: s.metric.clone(),
-                key: w[0].0.clone(),
+impl Samples {
+    /// Converts a WIT batch (e.g. a plugin's output), as [`from_wit`], and
+    /// keeps its series table in [`to_wit`]'s form.
+    ///
+    /// # Errors
+    /// As [`from_wit`].
+    pub fn from_wit(batch: WitBatch) -> Result<Samples, BatchError> {
+        let WitBatch {
+            mut series,
+            series_index,
+            timestamps,
+            values,
+        } = batch;
+        let n = series_index.len();
+        if timestamps.len() != n || values.len() != n {
+            return Err(BatchError::LengthMismatch {
+                series_index: n,
+                timestamps: timestamps.len(),
+                values: values.len(),
             });
         }
-    }
-
-    let (series, series_index) = canonical(series, series_index);
-
-    // Per-series dictionary keys, with each distinct string stored once.
-    let metric = SeriesColumn::new(series.iter().map(|s| s.metric.as_str()));
-    let resource = SeriesColumn::new(series.iter().map(|s| s.resource_id.as_str()));
-    let unit = SeriesColumn::new(series.iter().map(|s| s.unit.as_str()));
-    let types: Vec<i8> = series.iter().map(|s| s.type_ as i8).collect();
-    let mut attrs = attributes_builder(series.len());
-    for s in &series {
-        for (k, v) in &s.attributes {
-            attrs.keys().append_value(k);
-            attrs.values().append_value(v);
+        if n > u32::MAX as usize || series.len() > i32::MAX as usize {
+            return Err(BatchError::TooLarge(n.max(series.len())));
         }
-        attrs.append(true)?;
-    }
-    let series_attrs = attrs.finish();
+        if let Some((row, &index)) = series_index
+            .iter()
+            .enumerate()
+            .find(|&(_, &i)| i as usize >= series.len())
+        {
+            return Err(BatchError::SeriesIndexOutOfRange {
+                row,
+                index,
+                series: series.len(),
+            });
+        }
+        for (i, s) in series.iter_mut().enumerate() {
+            s.attributes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            if let Some(w) = s.attributes.windows(2).find(|w| w[0].0 == w[1].0) {
+                return Err(BatchError::DuplicateAttribute {
+                    series: i,
+                    metric: s.metric.clone(),
+                    key: w[0].0.clone(),
+                });
+            }
+        }
 
-    let timestamp = TimestampNanosecondArray::from(timestamps).with_timezone("UTC");
-    let indices = UInt32Array::from(series_index);
-    let attributes = if series_attrs.entries().is_empty() {
-        // No series has attributes: an empty map per row, no gather.
-        empty_maps(n)?
-    } else {
-        gather_maps(&series_attrs, indices.values())?
-    };
-    let type_values: ArrayRef = Arc::new(StringArray::from(vec!["gauge", "delta", "cumulative"]));
-    let type_keys: Int8Array = indices
-        .values()
-        .iter()
-        .map(|&i| types[i as usize])
-        .collect();
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(timestamp),
-        metric.gather(indices.values())?,
-        resource.gather(indices.values())?,
-        unit.gather(indices.values())?,
-        Arc::new(DictionaryArray::<Int8Type>::try_new(
-            type_keys,
-            type_values,
-        )?),
-        attributes,
-        Arc::new(Float64Array::from(values)),
-    ];
-    let batch = RecordBatch::try_new(schema(), columns)?;
-    Ok(Samples {
-        batch,
-        table: Some(Arc::new(SeriesTable {
-            series,
-            index: indices.into_parts().1,
-        })),
-    })
+        let (series, series_index) = canonical(series, series_index);
+
+        // Per-series dictionary keys, with each distinct string stored once.
+        let metric = SeriesColumn::new(series.iter().map(|s| s.metric.as_str()));
+        let resource = SeriesColumn::new(series.iter().map(|s| s.resource_id.as_str()));
+        let unit = SeriesColumn::new(series.iter().map(|s| s.unit.as_str()));
+        let types: Vec<i8> = series.iter().map(|s| s.type_ as i8).collect();
+        let mut attrs = attributes_builder(series.len());
+        for s in &series {
+            for (k, v) in &s.attributes {
+                attrs.keys().append_value(k);
+                attrs.values().append_value(v);
+            }
+            attrs.append(true)?;
+        }
+        let series_attrs = attrs.finish();
+
+        let timestamp = TimestampNanosecondArray::from(timestamps).with_timezone("UTC");
+        let indices = UInt32Array::from(series_index);
+        let attributes = if series_attrs.entries().is_empty() {
+            // No series has attributes: an empty map per row, no gather.
+            empty_maps(n)?
+        } else {
+            gather_maps(&series_attrs, indices.values())?
+        };
+        let type_values: ArrayRef =
+            Arc::new(StringArray::from(vec!["gauge", "delta", "cumulative"]));
+        let type_keys: Int8Array = indices
+            .values()
+            .iter()
+            .map(|&i| types[i as usize])
+            .collect();
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(timestamp),
+            metric.gather(indices.values())?,
+            resource.gather(indices.values())?,
+            unit.gather(indices.values())?,
+            Arc::new(DictionaryArray::<Int8Type>::try_new(
+                type_keys,
+                type_values,
+            )?),
+            attributes,
+            Arc::new(Float64Array::from(values)),
+        ];
+        let batch = RecordBatch::try_new(schema(), columns)?;
+        Ok(Samples {
+            batch,
+            table: Some(Arc::new(SeriesTable {
+                series,
+                index: indices.into_parts().1,
+            })),
+        })
+    }
 }
 
 /// The series table in [`to_wit`]'s form: series in the order of their
@@ -364,6 +381,7 @@ fn samples_from_wit(batch: WitBatch) -> Result<Samples, BatchError> {
 fn canonical(series: Vec<WitSeries>, mut index: Vec<u32>) -> (Vec<WitSeries>, Vec<u32>) {
     // Each series' first equal one. Seeded: the names come from plugins.
     let mut first_equal: Vec<u32> = (0..series.len() as u32).collect();
+    let mut distinct = true;
     if series.len() > 1 {
         type Identity<'a> = (&'a str, &'a str, &'a str, i8, &'a [(String, String)]);
         let mut seen: HashMap<Identity<'_>, u32, foldhash::fast::RandomState> =
@@ -377,6 +395,20 @@ fn canonical(series: Vec<WitSeries>, mut index: Vec<u32>) -> (Vec<WitSeries>, Ve
                 s.attributes.as_slice(),
             );
             first_equal[i] = *seen.entry(key).or_insert(i as u32);
+            distinct &= first_equal[i] == i as u32;
+        }
+    }
+    if distinct {
+        // Already canonical (the usual plugin output) when each row names
+        // a series seen before or the next new one, and all are named: one
+        // pass over the index, no table lookups.
+        let mut next = 0u32;
+        let ordered = index.iter().all(|&i| {
+            next += u32::from(i == next);
+            i < next
+        });
+        if ordered && next as usize == series.len() {
+            return (series, index);
         }
     }
     let mut position = vec![u32::MAX; series.len()];
@@ -390,15 +422,29 @@ fn canonical(series: Vec<WitSeries>, mut index: Vec<u32>) -> (Vec<WitSeries>, Ve
         }
         *i = *p;
     }
-    if order.len() == series.len() && order.iter().enumerate().all(|(p, &s)| p == s as usize) {
-        return (series, index);
-    }
     let mut slots: Vec<Option<WitSeries>> = series.into_iter().map(Some).collect();
     let series = order
         .iter()
         .filter_map(|&s| slots[s as usize].take())
         .collect();
     (series, index)
+}
+
+/// The series of a distinct table (`series`) that `index` refers to, in
+/// the order of their first row, and `index` renumbered to match: only the
+/// kept series are cloned, and none is hashed.
+fn kept_series(series: &[WitSeries], mut index: Vec<u32>) -> (Vec<WitSeries>, Vec<u32>) {
+    let mut position = vec![u32::MAX; series.len()];
+    let mut kept: Vec<WitSeries> = Vec::new();
+    for i in index.iter_mut() {
+        let p = &mut position[*i as usize];
+        if *p == u32::MAX {
+            *p = kept.len() as u32;
+            kept.push(series[*i as usize].clone());
+        }
+        *i = *p;
+    }
+    (kept, index)
 }
 
 /// An Arrow sample batch with, when it is known, its series table: what
@@ -423,10 +469,12 @@ struct SeriesTable {
 }
 
 /// A batch's columns as the rollup engine and the WIT batch take them,
-/// borrowed where the batch already holds them.
+/// borrowed where the batch already holds them. The three per-row slices
+/// have one entry per row.
 #[derive(Debug)]
 pub struct SampleColumns<'a> {
-    /// Distinct series, in the order of their first sample.
+    /// Distinct series, in the order of their first sample, attributes
+    /// sorted by key; every one is some row's.
     pub series: Cow<'a, [WitSeries]>,
     /// Per row: its series' position in `series`.
     pub series_index: Cow<'a, [u32]>,
@@ -437,15 +485,6 @@ pub struct SampleColumns<'a> {
 }
 
 impl Samples {
-    /// Converts a WIT batch (e.g. a plugin's output), as [`from_wit`], and
-    /// keeps its series table.
-    ///
-    /// # Errors
-    /// As [`from_wit`].
-    pub fn from_wit(batch: WitBatch) -> Result<Samples, BatchError> {
-        samples_from_wit(batch)
-    }
-
     /// The Arrow batch.
     pub fn batch(&self) -> &RecordBatch {
         &self.batch
@@ -456,8 +495,8 @@ impl Samples {
         self.batch
     }
 
-    /// True when the series table is known (the batch came from a WIT
-    /// batch and was not filtered since).
+    /// True when the series table is known: made by [`Samples::from_wit`],
+    /// or filtered from such samples.
     pub fn has_series_table(&self) -> bool {
         self.table.is_some()
     }
@@ -467,7 +506,7 @@ impl Samples {
     ///
     /// # Errors
     /// As [`to_wit`].
-    pub fn columns(&self) -> Result<SampleColumns<'_>, BatchError> {
+    pub fn wit_columns(&self) -> Result<SampleColumns<'_>, BatchError> {
         let (timestamps, values) = time_and_value(&self.batch)?;
         let (series, series_index) = match &self.table {
             Some(t) => (Cow::Borrowed(&t.series[..]), Cow::Borrowed(&t.index[..])),
@@ -485,12 +524,15 @@ impl Samples {
     }
 
     /// The WIT batch for a plugin: equal to [`to_wit`] of the batch, but
-    /// O(series) instead of O(rows) lookups when the table is known.
+    /// without a per-row series lookup when the table is known (the index,
+    /// timestamps and values are still copied). Note that
+    /// `batch::to_wit(&samples)` compiles too, through `Deref`, and always
+    /// looks up row by row.
     ///
     /// # Errors
     /// As [`to_wit`].
     pub fn to_wit(&self) -> Result<WitBatch, BatchError> {
-        let c = self.columns()?;
+        let c = self.wit_columns()?;
         Ok(WitBatch {
             series: c.series.into_owned(),
             series_index: c.series_index.into_owned(),
@@ -499,18 +541,18 @@ impl Samples {
         })
     }
 
-    /// The rows where `mask` is true (the series table follows: its index
-    /// is filtered, and series no row keeps are dropped).
+    /// The rows where `mask` is true; a null in `mask` drops its row. The
+    /// series table follows: its index is filtered, and series no row
+    /// keeps are dropped.
     ///
     /// # Errors
-    /// [`BatchError::Arrow`] when `mask` is not as long as the batch.
+    /// [`BatchError::MaskLength`] when `mask` is not as long as the batch.
     pub fn filter(&self, mask: &BooleanArray) -> Result<Samples, BatchError> {
         if mask.len() != self.batch.num_rows() {
-            return Err(BatchError::Arrow(format!(
-                "a filter mask of {} rows for a batch of {}",
-                mask.len(),
-                self.batch.num_rows()
-            )));
+            return Err(BatchError::MaskLength {
+                mask: mask.len(),
+                rows: self.batch.num_rows(),
+            });
         }
         let batch = arrow::compute::filter_record_batch(&self.batch, mask)?;
         let table = match &self.table {
@@ -518,7 +560,7 @@ impl Samples {
                 let index = UInt32Array::new(t.index.clone(), None);
                 let kept = arrow::compute::filter(&index, mask)?;
                 let kept = kept.as_primitive::<arrow::datatypes::UInt32Type>();
-                let (series, index) = canonical(t.series.clone(), kept.values().to_vec());
+                let (series, index) = kept_series(&t.series, kept.values().to_vec());
                 Some(Arc::new(SeriesTable {
                     series,
                     index: index.into(),
@@ -1460,12 +1502,39 @@ mod tests {
                 timestamps: vec![1, 2, 3],
                 values: vec![f64::NAN, -0.0, f64::INFINITY],
             },
+            // In order, but the last series is no row's.
+            WitBatch {
+                series: vec![series("m", "a", &[]), series("m", "b", &[])],
+                series_index: vec![0, 0],
+                timestamps: vec![1, 2],
+                values: vec![1.0, 2.0],
+            },
+            // All named, but not in order of first sample.
+            WitBatch {
+                series: vec![series("m", "a", &[]), series("m", "b", &[])],
+                series_index: vec![1, 0, 1],
+                timestamps: vec![1, 2, 3],
+                values: vec![1.0, 2.0, 3.0],
+            },
         ] {
             let samples = Samples::from_wit(wit.clone()).unwrap();
             assert!(samples.has_series_table());
-            let found = to_wit(samples.batch()).unwrap();
-            assert_bit_exact(&samples.to_wit().unwrap(), &found);
-            assert_eq!(samples.batch(), &from_wit(wit).unwrap());
+            let kept = samples.to_wit().unwrap();
+            assert_bit_exact(&kept, &to_wit(samples.batch()).unwrap());
+            // Every row still has its own series, time and value.
+            let sorted = |s: &WitSeries| {
+                let mut s = s.clone();
+                s.attributes.sort();
+                s
+            };
+            for r in 0..wit.series_index.len() {
+                assert_eq!(
+                    sorted(&wit.series[wit.series_index[r] as usize]),
+                    kept.series[kept.series_index[r] as usize]
+                );
+                assert_eq!(kept.timestamps[r], wit.timestamps[r]);
+                assert_eq!(kept.values[r].to_bits(), wit.values[r].to_bits());
+            }
         }
         // By hand: order of first sample, "b" once, "unused" gone.
         let t = Samples::from_wit(untidy()).unwrap().to_wit().unwrap();
@@ -1485,12 +1554,12 @@ mod tests {
     #[test]
     fn a_kept_table_is_borrowed_and_a_plain_batch_is_looked_up() {
         let samples = Samples::from_wit(untidy()).unwrap();
-        let c = samples.columns().unwrap();
+        let c = samples.wit_columns().unwrap();
         assert!(matches!(c.series, Cow::Borrowed(_)));
         assert!(matches!(c.series_index, Cow::Borrowed(_)));
         let plain = Samples::from(samples.batch().clone());
         assert!(!plain.has_series_table());
-        let p = plain.columns().unwrap();
+        let p = plain.wit_columns().unwrap();
         assert!(matches!(p.series, Cow::Owned(_)));
         assert_eq!(p.series, c.series);
         assert_eq!(p.series_index, c.series_index);
@@ -1516,11 +1585,41 @@ mod tests {
             );
             assert_bit_exact(&kept.to_wit().unwrap(), &to_wit(kept.batch()).unwrap());
         }
+        // By hand: rows 1, 2, 5, 6 are series b, b, b, b; row 3 alone is n/a.
+        let mask = BooleanArray::from(vec![false, true, true, false, false, true, true]);
+        let t = samples.filter(&mask).unwrap().to_wit().unwrap();
+        assert_eq!(t.series.len(), 1);
+        assert_eq!(t.series[0].resource_id, "b");
+        assert_eq!(t.series_index, [0, 0, 0, 0]);
+        assert_eq!(t.timestamps, [1, 2, 5, 6]);
+        let mask = BooleanArray::from(vec![
+            Some(true),
+            None,
+            Some(false),
+            Some(true),
+            None,
+            Some(false),
+            Some(false),
+        ]);
+        let t = samples.filter(&mask).unwrap().to_wit().unwrap();
+        let names: Vec<_> = t.series.iter().map(|s| s.resource_id.as_str()).collect();
+        assert_eq!(names, ["a", "a"]);
+        assert_eq!(t.series[1].metric, "n");
+        assert_eq!(t.series_index, [0, 1]);
+        assert_eq!(t.timestamps, [0, 3]);
+        // Without a table there is none after either.
+        let plain = Samples::from(samples.batch().clone())
+            .filter(&mask)
+            .unwrap();
+        assert!(!plain.has_series_table());
+        assert_bit_exact(&plain.to_wit().unwrap(), &t);
         for len in [3, 9] {
             let wrong = BooleanArray::from(vec![true; len]);
+            let e = samples.filter(&wrong).unwrap_err();
+            assert_eq!(e, BatchError::MaskLength { mask: len, rows: 7 });
             assert_eq!(
-                samples.filter(&wrong).unwrap_err(),
-                BatchError::Arrow(format!("a filter mask of {len} rows for a batch of 7"))
+                e.to_string(),
+                format!("a filter mask of {len} rows for a batch of 7")
             );
         }
     }

@@ -95,14 +95,14 @@ fn main() {
     fs::write(out_dir.join("plugins.rs"), generated).unwrap();
 }
 
-/// One `Plugin` constant per plugin plus `ALL`, for the built components in
-/// `release`.
 /// Adds the `wasm32-wasip2` standard library when the toolchain lacks it.
 /// rust-toolchain.toml lists the target, but rustup installs a toolchain
 /// file's targets only with the toolchain itself: a machine that already
 /// had this toolchain (or runs with `RUSTUP_AUTO_INSTALL=0`) gets no target.
-/// Runs `rustup target add` for the active toolchain; without rustup, the
-/// nested build's own error says what is missing.
+/// Runs `rustup target add` for the toolchain rustup chose for this build
+/// (`RUSTUP_TOOLCHAIN`), never for a compiler rustup does not manage, nor
+/// for an offline build (`CARGO_NET_OFFLINE`); otherwise the nested build's
+/// own error says what is missing.
 fn ensure_wasm_target() {
     let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     let libdir = Command::new(&rustc)
@@ -114,17 +114,22 @@ fn ensure_wasm_target() {
         }
         _ => false,
     };
-    if installed {
+    let offline = env::var_os("CARGO_NET_OFFLINE").is_some_and(|v| v != "false");
+    let Some(toolchain) = env::var_os("RUSTUP_TOOLCHAIN") else {
+        return;
+    };
+    if installed || offline {
         return;
     }
-    let mut add = Command::new("rustup");
-    add.args(["target", "add", "wasm32-wasip2"]);
-    if let Some(toolchain) = env::var_os("RUSTUP_TOOLCHAIN") {
-        add.arg("--toolchain").arg(toolchain);
-    }
     println!(
-        "cargo:warning=the wasm32-wasip2 target is missing: running `rustup target add wasm32-wasip2`"
+        "cargo:warning=the wasm32-wasip2 target is missing: running `rustup target add wasm32-wasip2 --toolchain {}`",
+        toolchain.to_string_lossy()
     );
+    let mut add = Command::new("rustup");
+    add.args(["target", "add", "wasm32-wasip2", "--toolchain"])
+        .arg(&toolchain)
+        // Cargo reads this script's stdout for directives.
+        .stdout(std::process::Stdio::null());
     match add.status() {
         Ok(s) if s.success() => {}
         Ok(s) => println!("cargo:warning=`rustup target add wasm32-wasip2` failed ({s})"),
@@ -132,6 +137,8 @@ fn ensure_wasm_target() {
     }
 }
 
+/// One `Plugin` constant per plugin plus `ALL`, for the built components in
+/// `release`.
 fn constants(release: &Path, plugins: &[(String, String)]) -> String {
     let mut out = String::new();
     for (name, package) in plugins {

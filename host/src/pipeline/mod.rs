@@ -46,7 +46,9 @@ pub const CHANNEL_CAPACITY: usize = 16;
 
 /// Where the samples leaving the graph go.
 pub trait Sink: Send + 'static {
-    /// Receives one batch produced by a leaf stage (`stage`).
+    /// Receives one batch produced by a leaf stage (`stage`), with its
+    /// series table when the batch knows it ([`Samples::wit_columns`]
+    /// then borrows it).
     fn write(&mut self, stage: &str, batch: &Samples);
 
     /// Called about once a second with the wall clock, ns since the Unix

@@ -28,6 +28,17 @@ pub struct SeriesInfo {
     pub attributes: Vec<(String, String)>,
 }
 
+impl SeriesInfo {
+    /// True when `s` is this series: same metric, resource and attributes
+    /// (sorted, as a WIT batch from `batch` has them); the unit is not part
+    /// of the identity.
+    fn is(&self, s: &WitSeries) -> bool {
+        self.metric == s.metric
+            && self.resource_id == s.resource_id
+            && self.attributes == s.attributes
+    }
+}
+
 /// One raw measure: (ns since the Unix epoch, value).
 type Point = (i64, f64);
 
@@ -273,7 +284,7 @@ impl RollupEngine {
     /// # Errors
     /// As [`RollupEngine::ingest`].
     pub fn ingest_samples(&mut self, samples: &Samples) -> Result<(), BatchError> {
-        let c = samples.columns()?;
+        let c = samples.wit_columns()?;
         self.ingest_columns(&c.series, &c.series_index, c.timestamps, c.values);
         Ok(())
     }
@@ -351,22 +362,14 @@ impl RollupEngine {
     fn series_id(&mut self, hint: Option<u32>, s: &WitSeries) -> Option<u32> {
         if let Some(id) = hint
             && let Some(st) = self.series.get(id as usize)
-            && st.info.metric == s.metric
-            && st.info.resource_id == s.resource_id
-            && st.info.attributes == s.attributes
+            && st.info.is(s)
         {
             return Some(id);
         }
         let h = identity_hash(&self.seed, &s.metric, &s.resource_id, &s.attributes);
         if let Some(ids) = self.index.get(&h) {
-            for &id in ids {
-                let info = &self.series[id as usize].info;
-                if info.metric == s.metric
-                    && info.resource_id == s.resource_id
-                    && info.attributes == s.attributes
-                {
-                    return Some(id);
-                }
+            if let Some(&id) = ids.iter().find(|&&id| self.series[id as usize].info.is(s)) {
+                return Some(id);
             }
         }
         let policy = self.rules.policy_for(&s.metric)?;

@@ -634,3 +634,61 @@ fn series_found_whatever_their_position_from_batch_to_batch() {
         ]
     );
 }
+
+#[test]
+fn samples_with_a_kept_series_table_roll_up_as_a_plain_batch() {
+    let s = |r: &str, attrs: &[(&str, &str)]| WitSeries {
+        metric: "m".into(),
+        resource_id: r.into(),
+        unit: "1".into(),
+        type_: SampleType::Gauge,
+        attributes: attrs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect(),
+    };
+    // A plugin's output: series "b" listed twice (attributes in two
+    // orders), one series no sample uses.
+    let wit = crate::bindings::WitBatch {
+        series: vec![
+            s("unused", &[]),
+            s("b", &[("z", "1"), ("a", "2")]),
+            s("a", &[]),
+            s("b", &[("a", "2"), ("z", "1")]),
+        ],
+        series_index: vec![2, 1, 3, 2, 3],
+        timestamps: ["12:00:01", "12:00:02", "12:00:03", "12:00:04", "12:00:05"]
+            .map(at)
+            .to_vec(),
+        values: vec![1.0, 10.0, 20.0, 2.0, 30.0],
+    };
+    let samples = crate::batch::Samples::from_wit(wit).unwrap();
+    let rows = |e: &mut RollupEngine| {
+        e.advance(i64::MAX / 2);
+        let mut got: Vec<(String, usize, Vec<Option<f64>>)> = e.take_closed()[0][0]
+            .iter()
+            .map(|r| {
+                (
+                    r.series.resource_id.clone(),
+                    r.series.attributes.len(),
+                    r.values().collect(),
+                )
+            })
+            .collect();
+        got.sort_by(|x, y| x.0.cmp(&y.0));
+        got
+    };
+    let p = policy(&[(60, None)], 0, &["sum", "count"]);
+    let mut kept = engine(p.clone());
+    kept.ingest_samples(&samples).unwrap();
+    let mut plain = engine(p);
+    plain.ingest(samples.batch()).unwrap();
+    assert_eq!(kept.series_count(), 2);
+    assert_eq!(plain.series_count(), 2);
+    let expected = [
+        ("a".to_string(), 0, vec![Some(3.0), Some(2.0)]),
+        ("b".to_string(), 2, vec![Some(60.0), Some(3.0)]),
+    ];
+    assert_eq!(rows(&mut kept), expected);
+    assert_eq!(rows(&mut plain), expected);
+}

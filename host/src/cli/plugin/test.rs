@@ -157,13 +157,13 @@ pub fn run(args: TestArgs) -> Result<(), Failure> {
         World::Transformer => {
             let path = args.input.as_deref().unwrap();
             let input = samples_input(path)?;
-            let rb =
-                batch::from_wit(input).map_err(|e| usage(format!("{}: {e}", path.display())))?;
+            let rb = batch::Samples::from_wit(input)
+                .map_err(|e| usage(format!("{}: {e}", path.display())))?;
             let mut t = Transformer::new(plugin.clone(), &name, &args.settings, &grants, limits)
                 .map_err(failed)?;
             let init = init_start.elapsed();
-            let out = t.transform(&rb).map_err(failed)?;
-            let out = batch::to_wit(&out).map_err(|e| Failure::Runtime(e.into()))?;
+            let out = t.transform_samples(&rb).map_err(failed)?;
+            let out = out.to_wit().map_err(|e| Failure::Runtime(e.into()))?;
             let output = Output::Samples {
                 input: Some(rb.num_rows()),
                 batch: out,
