@@ -367,10 +367,10 @@ impl RollupEngine {
             return Some(id);
         }
         let h = identity_hash(&self.seed, &s.metric, &s.resource_id, &s.attributes);
-        if let Some(ids) = self.index.get(&h) {
-            if let Some(&id) = ids.iter().find(|&&id| self.series[id as usize].info.is(s)) {
-                return Some(id);
-            }
+        if let Some(ids) = self.index.get(&h)
+            && let Some(&id) = ids.iter().find(|&&id| self.series[id as usize].info.is(s))
+        {
+            return Some(id);
         }
         let policy = self.rules.policy_for(&s.metric)?;
         let info = Arc::new(SeriesInfo {
