@@ -411,17 +411,10 @@ fn canonical(series: Vec<WitSeries>, mut index: Vec<u32>) -> (Vec<WitSeries>, Ve
             return (series, index);
         }
     }
-    let mut position = vec![u32::MAX; series.len()];
-    let mut order: Vec<u32> = Vec::with_capacity(series.len());
-    for i in index.iter_mut() {
-        let s = first_equal[*i as usize];
-        let p = &mut position[s as usize];
-        if *p == u32::MAX {
-            *p = order.len() as u32;
-            order.push(s);
-        }
-        *i = *p;
+    if !distinct {
+        index.iter_mut().for_each(|i| *i = first_equal[*i as usize]);
     }
+    let order = renumber_by_first_row(&mut index, series.len());
     let mut slots: Vec<Option<WitSeries>> = series.into_iter().map(Some).collect();
     let series = order
         .iter()
@@ -434,17 +427,25 @@ fn canonical(series: Vec<WitSeries>, mut index: Vec<u32>) -> (Vec<WitSeries>, Ve
 /// the order of their first row, and `index` renumbered to match: only the
 /// kept series are cloned, and none is hashed.
 fn kept_series(series: &[WitSeries], mut index: Vec<u32>) -> (Vec<WitSeries>, Vec<u32>) {
-    let mut position = vec![u32::MAX; series.len()];
-    let mut kept: Vec<WitSeries> = Vec::new();
+    let order = renumber_by_first_row(&mut index, series.len());
+    let kept = order.iter().map(|&s| series[s as usize].clone()).collect();
+    (kept, index)
+}
+
+/// Renumbers `index` (entries below `len`) by order of first row and
+/// returns, per new number, the old one.
+fn renumber_by_first_row(index: &mut [u32], len: usize) -> Vec<u32> {
+    let mut position = vec![u32::MAX; len];
+    let mut order: Vec<u32> = Vec::new();
     for i in index.iter_mut() {
         let p = &mut position[*i as usize];
         if *p == u32::MAX {
-            *p = kept.len() as u32;
-            kept.push(series[*i as usize].clone());
+            *p = order.len() as u32;
+            order.push(*i);
         }
         *i = *p;
     }
-    (kept, index)
+    order
 }
 
 /// An Arrow sample batch with, when it is known, its series table: what
@@ -554,11 +555,13 @@ impl Samples {
                 rows: self.batch.num_rows(),
             });
         }
-        let batch = arrow::compute::filter_record_batch(&self.batch, mask)?;
+        // One predicate for the batch's columns and the table's index.
+        let predicate = arrow::compute::FilterBuilder::new(mask).optimize().build();
+        let batch = predicate.filter_record_batch(&self.batch)?;
         let table = match &self.table {
             Some(t) => {
                 let index = UInt32Array::new(t.index.clone(), None);
-                let kept = arrow::compute::filter(&index, mask)?;
+                let kept = predicate.filter(&index)?;
                 let kept = kept.as_primitive::<arrow::datatypes::UInt32Type>();
                 let (series, index) = kept_series(&t.series, kept.values().to_vec());
                 Some(Arc::new(SeriesTable {

@@ -134,15 +134,17 @@ impl Graph {
         feeds: Vec<(String, mpsc::Receiver<Samples>)>,
     ) -> Graph {
         let dead_letter = DeadLetter::new(&config.archive.data_dir.join("dead-letter"));
-        let mut inboxes: HashMap<&str, (mpsc::Sender<Samples>, Option<mpsc::Receiver<Samples>>)> =
-            config
-                .transformers
-                .iter()
-                .map(|t| {
-                    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-                    (t.name.as_str(), (tx, Some(rx)))
-                })
-                .collect();
+        // Per transformer: its input's sender, and the receiver until its
+        // task takes it.
+        type Inbox = (mpsc::Sender<Samples>, Option<mpsc::Receiver<Samples>>);
+        let mut inboxes: HashMap<&str, Inbox> = config
+            .transformers
+            .iter()
+            .map(|t| {
+                let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+                (t.name.as_str(), (tx, Some(rx)))
+            })
+            .collect();
         let mut consumers: HashMap<&str, Vec<&str>> = HashMap::new();
         for t in &config.transformers {
             for input in &t.inputs {
@@ -152,18 +154,15 @@ impl Graph {
                     .push(t.name.as_str());
             }
         }
-        let outputs_of =
-            |name: &str,
-             inboxes: &HashMap<&str, (mpsc::Sender<Samples>, Option<mpsc::Receiver<Samples>>)>|
-             -> Vec<Output> {
-                match consumers.get(name) {
-                    Some(cs) => cs
-                        .iter()
-                        .map(|c| Output::Stage(inboxes[*c].0.clone()))
-                        .collect(),
-                    None => vec![Output::Sink(sink.clone())],
-                }
-            };
+        let outputs_of = |name: &str, inboxes: &HashMap<&str, Inbox>| -> Vec<Output> {
+            match consumers.get(name) {
+                Some(cs) => cs
+                    .iter()
+                    .map(|c| Output::Stage(inboxes[*c].0.clone()))
+                    .collect(),
+                None => vec![Output::Sink(sink.clone())],
+            }
+        };
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let mut live = Vec::new();
