@@ -53,7 +53,9 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::properties::{
+    DEFAULT_DATA_PAGE_ROW_COUNT_LIMIT, EnabledStatistics, WriterProperties,
+};
 use parquet::schema::types::ColumnPath;
 
 use crate::rollup::{ArchivePolicy, BaseMethod, ClosedRows};
@@ -212,12 +214,24 @@ impl ArchiveWriter {
         if let Some(bits) = precision_bits {
             meta.push(KeyValue::new(PRECISION_KEY.into(), bits.to_string()));
         }
+        // A file of at most one data page per column chunk (a day of one
+        // or a few series) gets chunk statistics and no page index: its
+        // column and offset indexes would repeat the chunk statistics and
+        // the column metadata, ~400 bytes for nothing. Larger files get
+        // page statistics on the columns readers filter by.
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let single_page = rows <= DEFAULT_DATA_PAGE_ROW_COUNT_LIMIT;
         let mut b = WriterProperties::builder()
             .set_compression(Compression::ZSTD(
                 ZstdLevel::try_new(9).expect("valid level"),
             ))
             .set_dictionary_enabled(true)
-            .set_statistics_enabled(EnabledStatistics::Page)
+            .set_statistics_enabled(if single_page {
+                EnabledStatistics::Chunk
+            } else {
+                EnabledStatistics::Page
+            })
+            .set_offset_index_disabled(single_page)
             .set_key_value_metadata(Some(meta))
             // Row groups small enough that a one-series read skips most of
             // a day's file by its metric and timestamp statistics.

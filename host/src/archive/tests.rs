@@ -164,6 +164,59 @@ fn layout_schema_order_and_metadata() {
     );
 }
 
+/// (timestamp, metric, mean) leaf columns of `path`'s first row group: whether each
+/// has a column index and an offset index, and its chunk statistics' min.
+fn page_indexes(path: &Path) -> Vec<(bool, bool, Option<Vec<u8>>)> {
+    let r = parquet::file::reader::SerializedFileReader::new(std::fs::File::open(path).unwrap())
+        .unwrap();
+    let rg = r.metadata().row_group(0);
+    [0, 2, 7]
+        .into_iter()
+        .map(|i| {
+            let c = rg.column(i);
+            (
+                c.column_index_offset().is_some(),
+                c.offset_index_offset().is_some(),
+                c.statistics()
+                    .and_then(|s| s.min_bytes_opt().map(<[u8]>::to_vec)),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_file_of_one_page_per_column_has_chunk_statistics_and_no_page_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = ArchiveWriter::new(dir.path(), vec![policy()].into(), BTreeMap::new());
+    let rows: Vec<ClosedRow> = (0..3).map(|h| row("m", "r", T0 + h * 3600, 1.5)).collect();
+    let files = w.write(0, 0, &ClosedRows::from(rows)).unwrap();
+    assert_eq!(
+        page_indexes(&files[0]),
+        [
+            (false, false, Some((T0 * 1_000_000).to_le_bytes().to_vec())),
+            (false, false, Some(b"m".to_vec())),
+            (false, false, Some(1.5f64.to_le_bytes().to_vec())),
+        ]
+    );
+
+    // One row more than a data page holds: page statistics on the
+    // columns readers filter by, an offset index on every column.
+    let n = DEFAULT_DATA_PAGE_ROW_COUNT_LIMIT + 1;
+    let rows: Vec<ClosedRow> = (0..n)
+        .map(|i| row(&format!("m{i:05}"), "r", T0, i as f64 + 1.0))
+        .collect();
+    let files = w.write(0, 0, &ClosedRows::from(rows)).unwrap();
+    assert_eq!(
+        page_indexes(&files[0]),
+        [
+            (true, true, Some((T0 * 1_000_000).to_le_bytes().to_vec())),
+            (true, true, Some(b"m00000".to_vec())),
+            (false, true, Some(1f64.to_le_bytes().to_vec())),
+        ]
+    );
+    assert_eq!(read(&files[0]).num_rows(), n);
+}
+
 #[test]
 fn compaction_merges_a_closed_partition_into_one_sorted_file() {
     let dir = tempfile::tempdir().unwrap();
