@@ -169,8 +169,9 @@ impl ArchiveSink {
     }
 
     /// The engine's own counters as `wasmeter.rollup.*` samples, rolled up
-    /// like any other: `accepted`, `rows_closed`, and `refused` with
-    /// attributes `reason` (late, no_policy, before_epoch) and `metric`.
+    /// like any other: `accepted`, `rows_closed`, `series_forgotten`, and
+    /// `refused` with attributes `reason` (late, no_policy, before_epoch)
+    /// and `metric`.
     fn self_telemetry(&mut self, ts: i64) {
         use crate::bindings::{SampleType, WitSeries};
         let r = self.engine.report().clone();
@@ -212,6 +213,11 @@ impl ArchiveSink {
             );
         }
         push("wasmeter.rollup.rows_closed", vec![], r.rows_closed as f64);
+        push(
+            "wasmeter.rollup.series_forgotten",
+            vec![],
+            r.series_forgotten as f64,
+        );
         for (reason, by_metric) in [
             ("late", &r.late),
             ("no_policy", &r.no_policy),
@@ -363,6 +369,7 @@ impl Sink for ArchiveSink {
             accepted = r.accepted,
             refused = r.refused(),
             rows_closed = r.rows_closed,
+            series_forgotten = r.series_forgotten,
             files,
             rows,
             open_series = self.engine.series_count(),

@@ -94,6 +94,9 @@ pub struct RollupReport {
     pub before_epoch: BTreeMap<String, u64>,
     /// Rows closed (one per series, granularity and non-empty bucket).
     pub rows_closed: u64,
+    /// Series forgotten after a silence longer than their policy's
+    /// longest timespan (see [`RollupEngine::advance`]).
+    pub series_forgotten: u64,
 }
 
 impl RollupReport {
@@ -476,12 +479,76 @@ impl RollupEngine {
     /// Closes, for every series, the buckets that a measure at `now_ns`
     /// would close (idle series included). Run mode passes the wall clock,
     /// import mode the newest event time.
+    ///
+    /// Then forgets every series with no open measure whose newest measure
+    /// is older than `now_ns` minus its policy's longest timespan (never,
+    /// for a policy with an item of unlimited points), so churning
+    /// resources (pods, VMs) do not grow the engine without bound. What
+    /// forgetting changes: a measure that comes back for the series later
+    /// opens it as a new series, so its back-window cutoff starts afresh
+    /// and its first bucket has no `rate:` predecessor. A measure the old
+    /// cutoff would have refused is then older than `now_ns` minus every
+    /// timespan of the policy: its row goes to a partition that retention
+    /// deletes (at the latest a day later, partitions being daily).
     pub fn advance(&mut self, now_ns: i64) {
         for id in 0..self.series.len() {
             let p = &self.policies[self.series[id].policy];
             let (block, ebw) = (p.block_ns(), p.effective_back_window());
             self.close_series(id, floor(now_ns, block) - block * ebw);
         }
+        self.forget_silent(now_ns);
+    }
+
+    /// Removes the series [`RollupEngine::advance`] forgets at `now_ns`.
+    fn forget_silent(&mut self, now_ns: i64) {
+        let horizons: SmallVec<[Option<i64>; 4]> = self
+            .policies
+            .iter()
+            .map(|p| {
+                p.definition
+                    .iter()
+                    .map(|i| i.timespan().map(|t| t.as_nanos() as i64))
+                    .try_fold(0i64, |m, t| t.map(|t| m.max(t)))
+            })
+            .collect();
+        // Downwards, so the series `swap_remove` moves in was checked.
+        for id in (0..self.series.len()).rev() {
+            let st = &self.series[id];
+            let silent = st.points.is_empty()
+                && horizons[st.policy]
+                    .is_some_and(|h| st.last.is_some_and(|last| last < now_ns.saturating_sub(h)));
+            if silent {
+                self.forget(id as u32);
+            }
+        }
+    }
+
+    /// Removes series `id`; the last series takes its id.
+    fn forget(&mut self, id: u32) {
+        let hash = |st: &SeriesState| {
+            let i = &st.info;
+            identity_hash(&self.seed, &i.metric, &i.resource_id, &i.attributes)
+        };
+        let h = hash(&self.series[id as usize]);
+        if let Some(ids) = self.index.get_mut(&h) {
+            ids.retain(|i| *i != id);
+            if ids.is_empty() {
+                self.index.remove(&h);
+            }
+        }
+        let last = (self.series.len() - 1) as u32;
+        self.series.swap_remove(id as usize);
+        if id != last {
+            let h = hash(&self.series[id as usize]);
+            if let Some(slot) = self
+                .index
+                .get_mut(&h)
+                .and_then(|ids| ids.iter_mut().find(|i| **i == last))
+            {
+                *slot = id;
+            }
+        }
+        self.report.series_forgotten += 1;
     }
 
     /// Emits every bucket of series `id` that ends at or before `close_at`

@@ -692,3 +692,112 @@ fn samples_with_a_kept_series_table_roll_up_as_a_plain_batch() {
     assert_eq!(rows(&mut kept), expected);
     assert_eq!(rows(&mut plain), expected);
 }
+
+/// One ingestion pass of `(resource, time, value)` measures of metric m.
+fn ingest_resources(e: &mut RollupEngine, measures: &[(&str, &str, f64)]) {
+    let mut series: Vec<WitSeries> = Vec::new();
+    let mut idx = Vec::new();
+    for (r, _, _) in measures {
+        let pos = series.iter().position(|s| s.resource_id == *r);
+        idx.push(pos.unwrap_or_else(|| {
+            series.push(WitSeries {
+                resource_id: (*r).into(),
+                ..series_info_m()
+            });
+            series.len() - 1
+        }) as u32);
+    }
+    let ts: Vec<i64> = measures.iter().map(|m| at(m.1)).collect();
+    let vs: Vec<f64> = measures.iter().map(|m| m.2).collect();
+    e.ingest_columns(&series, &idx, &ts, &vs);
+}
+
+fn series_info_m() -> WitSeries {
+    series().remove(0)
+}
+
+/// The rows closed so far at granularity index 0 as (resource, bucket
+/// "HH:MM:SS", values).
+fn taken(e: &mut RollupEngine) -> Vec<(String, String, Vec<Option<f64>>)> {
+    let mut rows: Vec<_> = e.take_closed().remove(0).remove(0).to_rows();
+    rows.sort_by(|a, b| {
+        (&a.series.resource_id, a.timestamp).cmp(&(&b.series.resource_id, b.timestamp))
+    });
+    rows.into_iter()
+        .map(|r| {
+            let s = (r.timestamp - DAY) / 1_000_000_000;
+            (
+                r.series.resource_id.clone(),
+                format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60),
+                r.values,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_series_silent_past_the_longest_timespan_is_forgotten() {
+    // Timespans 600 s and 1200 s: forgotten 1200 s after its last measure.
+    let p = policy(&[(60, Some(10)), (300, Some(4))], 0, &["sum", "count"]);
+    let mut e = engine(p);
+    ingest_resources(&mut e, &[("a", "12:00:10", 1.0), ("b", "12:00:10", 2.0)]);
+    e.advance(at("12:20:10"));
+    // Every bucket closed, but the silence is not longer than 1200 s yet.
+    assert_eq!(e.series_count(), 2);
+    assert_eq!(
+        taken(&mut e),
+        [
+            ("a".into(), "12:00:00".into(), some(&[1.0, 1.0])),
+            ("b".into(), "12:00:00".into(), some(&[2.0, 1.0])),
+        ]
+    );
+    ingest_resources(&mut e, &[("b", "12:20:30", 3.0)]);
+    e.advance(at("12:20:10") + 1);
+    assert_eq!(e.series_count(), 1, "a is forgotten, b is not");
+    assert_eq!(e.report().series_forgotten, 1);
+
+    // b took a's place: found through the index from another batch
+    // position, its open bucket intact.
+    ingest_resources(&mut e, &[("c", "12:20:35", 9.0), ("b", "12:20:40", 4.0)]);
+    assert_eq!(e.series_count(), 2);
+    // a comes back as a new series: a measure its old cutoff (12:20:00)
+    // would have refused is accepted, and nothing is late.
+    ingest_resources(&mut e, &[("a", "12:05:00", 5.0), ("a", "12:21:00", 6.0)]);
+    assert!(e.report().late.is_empty());
+    assert_eq!(e.report().accepted, 7);
+    e.advance(at("12:40:00"));
+    assert_eq!(
+        taken(&mut e),
+        [
+            ("a".into(), "12:05:00".into(), some(&[5.0, 1.0])),
+            ("a".into(), "12:21:00".into(), some(&[6.0, 1.0])),
+            ("b".into(), "12:20:00".into(), some(&[7.0, 2.0])),
+            ("c".into(), "12:20:00".into(), some(&[9.0, 1.0])),
+        ]
+    );
+    // Within 1200 s of their newest measures at 12:40; all gone after 12:41.
+    assert_eq!(e.series_count(), 3);
+    e.advance(at("12:41:00") + 1);
+    assert_eq!(e.series_count(), 0);
+    assert_eq!(e.report().series_forgotten, 4);
+}
+
+#[test]
+fn a_series_with_open_measures_or_of_unlimited_points_is_never_forgotten() {
+    // Timespan 300 s, but a back window of 2 blocks keeps the measure's
+    // buckets open until 12:15, whatever the silence.
+    let p = policy(&[(60, Some(1)), (300, Some(1))], 2, &["count"]);
+    let mut e = engine(p);
+    ingest(&mut e, &[("12:00:10", 1.0)]);
+    e.advance(at("12:14:59"));
+    assert_eq!(e.series_count(), 1, "its buckets are open");
+    e.advance(at("12:15:00"));
+    assert_eq!(e.take_closed()[0][0].len(), 1);
+    assert_eq!(e.series_count(), 0, "closed and silent past 300 s");
+
+    let unlimited = policy(&[(60, None)], 0, &["count"]);
+    let mut e = engine(unlimited);
+    ingest(&mut e, &[("12:00:10", 1.0)]);
+    e.advance(i64::MAX / 2);
+    assert_eq!(e.series_count(), 1);
+}
