@@ -169,9 +169,10 @@ impl ArchiveSink {
     }
 
     /// The engine's own counters as `wasmeter.rollup.*` samples, rolled up
-    /// like any other: `accepted`, `rows_closed`, `series_forgotten`, and
+    /// like any other: `accepted`, `rows_closed`, `series_forgotten`,
     /// `refused` with attributes `reason` (late, no_policy, before_epoch)
-    /// and `metric`.
+    /// and `metric`, all cumulative; and the gauge `series`, the series the
+    /// engine holds (before this ingestion).
     fn self_telemetry(&mut self, ts: i64) {
         use crate::bindings::{SampleType, WitSeries};
         let r = self.engine.report().clone();
@@ -231,6 +232,14 @@ impl ArchiveSink {
                 push("wasmeter.rollup.refused", attrs, *n as f64);
             }
         }
+        series.push(WitSeries {
+            metric: "wasmeter.rollup.series".to_owned(),
+            resource_id: "rollup".to_owned(),
+            unit: "1".to_owned(),
+            type_: SampleType::Gauge,
+            attributes: vec![],
+        });
+        values.push(self.engine.series_count() as f64);
         let n = values.len();
         let index: Vec<u32> = (0..n as u32).collect();
         self.engine
@@ -443,4 +452,98 @@ fn write_lines(out: &mut impl Write, batch: &RecordBatch) -> std::io::Result<()>
         writeln!(out)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::bindings::{SampleType, WitBatch, WitSeries};
+    use crate::rollup::PolicyRules;
+    use crate::rollup::policy::{RawArchivePolicy, RawDuration, RawPolicyItem, RawPolicyRule};
+
+    const S: i64 = 1_000_000_000;
+    /// 2014-01-01T00:00:00Z in ns.
+    const T0: i64 = 1_388_534_400 * S;
+
+    #[test]
+    fn self_telemetry_counts_what_the_engine_did_and_the_series_it_holds() {
+        // One-minute buckets kept for one minute: a series is forgotten a
+        // minute after its last measure once its bucket is closed.
+        let policy = RawArchivePolicy {
+            name: "p".into(),
+            back_window: 0,
+            definition: vec![RawPolicyItem {
+                granularity: Some(RawDuration::Seconds(60.0)),
+                points: Some(1),
+                timespan: None,
+            }],
+            aggregation_methods: Some(vec!["last".into()]),
+            precision_bits: None,
+        }
+        .build()
+        .unwrap();
+        let rule = RawPolicyRule {
+            name: "all".into(),
+            metric_pattern: "*".into(),
+            archive_policy_name: "p".into(),
+        };
+        let rules = PolicyRules::new(&[rule], std::slice::from_ref(&policy)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let engine = RollupEngine::new(vec![policy.clone()], rules);
+        let writer = ArchiveWriter::new(dir.path(), vec![policy].into(), BTreeMap::new());
+        let mut sink =
+            ArchiveSink::new(engine, writer, dir.path().to_path_buf(), Clock::Wall).unwrap();
+        let batch = WitBatch {
+            series: vec![WitSeries {
+                metric: "m".into(),
+                resource_id: "r".into(),
+                unit: "1".into(),
+                type_: SampleType::Gauge,
+                attributes: vec![],
+            }],
+            series_index: vec![0, 0],
+            timestamps: vec![T0, -S],
+            values: vec![1.0, 2.0],
+        };
+        sink.write("s", &Samples::from_wit(batch).unwrap());
+        // The first tick closes m's bucket and forgets m (silent for an
+        // hour); the tenth ingests the counters, stamped at its second.
+        let now = T0 + 3600 * S + S / 2;
+        for _ in 0..TELEMETRY_EVERY_TICKS {
+            sink.tick(now);
+        }
+        let rows = sink.engine.open_rows(0, 0);
+        let got: BTreeMap<(String, Vec<(String, String)>), (i64, Option<f64>)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    (r.series.metric.clone(), r.series.attributes.clone()),
+                    (r.timestamp, r.values[0]),
+                )
+            })
+            .collect();
+        let at = T0 + 3600 * S;
+        let refused = vec![
+            ("metric".to_owned(), "m".to_owned()),
+            ("reason".to_owned(), "before_epoch".to_owned()),
+        ];
+        let want: BTreeMap<_, _> = [
+            (("wasmeter.rollup.accepted".into(), vec![]), (at, Some(1.0))),
+            (
+                ("wasmeter.rollup.rows_closed".into(), vec![]),
+                (at, Some(1.0)),
+            ),
+            (
+                ("wasmeter.rollup.series_forgotten".into(), vec![]),
+                (at, Some(1.0)),
+            ),
+            (("wasmeter.rollup.refused".into(), refused), (at, Some(1.0))),
+            (("wasmeter.rollup.series".into(), vec![]), (at, Some(0.0))),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(got, want);
+    }
 }
