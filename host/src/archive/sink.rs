@@ -464,6 +464,8 @@ mod tests {
     use crate::rollup::policy::{RawArchivePolicy, RawDuration, RawPolicyItem, RawPolicyRule};
 
     const S: i64 = 1_000_000_000;
+    /// (metric, attributes) of a self-telemetry series.
+    type TelemetryKey = (String, Vec<(String, String)>);
     /// 2014-01-01T00:00:00Z in ns.
     const T0: i64 = 1_388_534_400 * S;
 
@@ -515,7 +517,7 @@ mod tests {
             sink.tick(now);
         }
         let rows = sink.engine.open_rows(0, 0);
-        let got: BTreeMap<(String, Vec<(String, String)>), (i64, Option<f64>)> = rows
+        let got: BTreeMap<TelemetryKey, (i64, Option<f64>)> = rows
             .iter()
             .map(|r| {
                 (
