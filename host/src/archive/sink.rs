@@ -163,15 +163,15 @@ impl ArchiveSink {
         let refused = self.engine.report().refused();
         if refused != self.logged_refused {
             let r = self.engine.report();
-            tracing::warn!(late = ?r.late, no_policy = ?r.no_policy, before_epoch = ?r.before_epoch, "measures refused by the rollup engine");
+            tracing::warn!(late = ?r.late, no_policy = ?r.no_policy, before_epoch = ?r.before_epoch, expired = ?r.expired, "measures refused by the rollup engine");
             self.logged_refused = refused;
         }
     }
 
     /// The engine's own counters as `wasmeter.rollup.*` samples, rolled up
     /// like any other: `accepted`, `rows_closed`, `series_forgotten`,
-    /// `refused` with attributes `reason` (late, no_policy, before_epoch)
-    /// and `metric`, all cumulative; and the gauge `series`, the series the
+    /// `refused` with attributes `reason` (late, no_policy, before_epoch,
+    /// expired) and `metric`, all cumulative; and the gauge `series`, the series the
     /// engine holds (before this ingestion).
     fn self_telemetry(&mut self, ts: i64) {
         use crate::bindings::{SampleType, WitSeries};
@@ -223,6 +223,7 @@ impl ArchiveSink {
             ("late", &r.late),
             ("no_policy", &r.no_policy),
             ("before_epoch", &r.before_epoch),
+            ("expired", &r.expired),
         ] {
             for (metric, n) in by_metric {
                 let attrs = vec![

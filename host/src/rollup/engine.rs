@@ -92,6 +92,12 @@ pub struct RollupReport {
     pub no_policy: BTreeMap<String, u64>,
     /// Measures stamped before 1970-01-01 (Gnocchi refuses them), by metric.
     pub before_epoch: BTreeMap<String, u64>,
+    /// Measures older than the clock of the last [`RollupEngine::advance`]
+    /// minus the policy's forgetting horizon, for a series whose own
+    /// back-window cutoff does not refuse them (a new or forgotten series):
+    /// retention would delete their rows, and for a forgotten series they
+    /// could repeat a bucket already written. By metric.
+    pub expired: BTreeMap<String, u64>,
     /// Rows closed (one per series, granularity and non-empty bucket).
     pub rows_closed: u64,
     /// Series forgotten after a silence longer than their policy's
@@ -102,10 +108,15 @@ pub struct RollupReport {
 impl RollupReport {
     /// All refused measures.
     pub fn refused(&self) -> u64 {
-        [&self.late, &self.no_policy, &self.before_epoch]
-            .iter()
-            .flat_map(|m| m.values())
-            .sum()
+        [
+            &self.late,
+            &self.no_policy,
+            &self.before_epoch,
+            &self.expired,
+        ]
+        .iter()
+        .flat_map(|m| m.values())
+        .sum()
     }
 }
 
@@ -171,6 +182,19 @@ fn first_at_or_after_from_start(points: &[Point], t: i64) -> usize {
     }
 }
 
+/// The horizon of `p` (see [`RollupEngine::advance`]): the longest
+/// timespan of the policy, and at least the back window plus one block (so
+/// a `rate:` predecessor the window may need is kept); `None` (never
+/// forget, never expire) when an item has unlimited points.
+fn forget_horizon(p: &ArchivePolicy) -> Option<i64> {
+    let longest = p
+        .definition
+        .iter()
+        .map(|i| i.timespan().map(|t| t.as_nanos() as i64))
+        .try_fold(0i64, |m, t| t.map(|t| m.max(t)))?;
+    Some(longest.max(p.block_ns().saturating_mul(p.effective_back_window() + 1)))
+}
+
 /// Floor `ts` to a multiple of `g` since the Unix epoch.
 pub fn floor(ts: i64, g: i64) -> i64 {
     ts.div_euclid(g) * g
@@ -221,6 +245,11 @@ pub struct RollupEngine {
     /// Rows per granularity whose buffers `recycle` always keeps.
     recycle_rows: usize,
     report: RollupReport,
+    /// Per policy: how long a silent series is kept (see
+    /// [`RollupEngine::advance`]); `None` never forgets.
+    horizons: Vec<Option<i64>>,
+    /// The newest `now_ns` given to [`RollupEngine::advance`].
+    clock: i64,
     // Scratch buffers reused across batches.
     group_offsets: Vec<usize>,
     group_points: Vec<Point>,
@@ -237,7 +266,10 @@ impl RollupEngine {
             .iter()
             .map(|p| vec![ClosedRows::new(p.aggregation_methods.len()); p.definition.len()])
             .collect();
+        let horizons = policies.iter().map(forget_horizon).collect();
         RollupEngine {
+            horizons,
+            clock: i64::MIN,
             policies: policies.into(),
             rules,
             series: Vec::new(),
@@ -430,6 +462,10 @@ impl RollupEngine {
             .last
             .map_or(i64::MIN, |last| floor(last, block) - block * ebw);
         accept_from = st.open_from.iter().copied().fold(accept_from, i64::max);
+        let expire_before = match self.horizons[st.policy] {
+            Some(h) if self.clock != i64::MIN => self.clock.saturating_sub(h),
+            _ => i64::MIN,
+        };
         let mut prev: Option<i64> = None;
         let mut appended_in_order = true;
         for &(t, v) in new.iter() {
@@ -447,6 +483,14 @@ impl RollupEngine {
             }
             if t < accept_from {
                 *self.report.late.entry(st.info.metric.clone()).or_default() += 1;
+                continue;
+            }
+            if t < expire_before {
+                *self
+                    .report
+                    .expired
+                    .entry(st.info.metric.clone())
+                    .or_default() += 1;
                 continue;
             }
             self.report.accepted += 1;
@@ -481,42 +525,44 @@ impl RollupEngine {
     /// import mode the newest event time.
     ///
     /// Then forgets every series with no open measure whose newest measure
-    /// is older than `now_ns` minus its policy's longest timespan (never,
-    /// for a policy with an item of unlimited points), so churning
-    /// resources (pods, VMs) do not grow the engine without bound. What
-    /// forgetting changes: a measure that comes back for the series later
-    /// opens it as a new series, so its back-window cutoff starts afresh
-    /// and its first bucket has no `rate:` predecessor. A measure the old
-    /// cutoff would have refused is then older than `now_ns` minus every
-    /// timespan of the policy: its row goes to a partition that retention
-    /// deletes (at the latest a day later, partitions being daily).
+    /// is older than `now_ns` minus its policy's horizon minus one block
+    /// (`block`: the coarsest granularity; horizon: the longest timespan,
+    /// at least the back window plus one block; never, for a policy with
+    /// an item of unlimited points). So churning resources (pods, VMs) do
+    /// not grow the engine without bound. A series that comes back opens
+    /// as a new one: its first bucket has no `rate:` predecessor, and its
+    /// old back-window cutoff is replaced by the engine's: every series
+    /// refuses measures older than the newest `now_ns` minus the horizon
+    /// (counted as [`RollupReport::expired`]). The forgotten series' buckets
+    /// all end before that, so none is written twice; retention would
+    /// delete such rows anyway.
     pub fn advance(&mut self, now_ns: i64) {
         for id in 0..self.series.len() {
             let p = &self.policies[self.series[id].policy];
             let (block, ebw) = (p.block_ns(), p.effective_back_window());
             self.close_series(id, floor(now_ns, block) - block * ebw);
         }
+        self.clock = self.clock.max(now_ns);
         self.forget_silent(now_ns);
     }
 
     /// Removes the series [`RollupEngine::advance`] forgets at `now_ns`.
     fn forget_silent(&mut self, now_ns: i64) {
-        let horizons: SmallVec<[Option<i64>; 4]> = self
-            .policies
-            .iter()
-            .map(|p| {
-                p.definition
-                    .iter()
-                    .map(|i| i.timespan().map(|t| t.as_nanos() as i64))
-                    .try_fold(0i64, |m, t| t.map(|t| m.max(t)))
-            })
-            .collect();
         // Downwards, so the series `swap_remove` moves in was checked.
         for id in (0..self.series.len()).rev() {
             let st = &self.series[id];
+            // A series that never stored a measure (all before the epoch,
+            // or none in the batch that named it) holds nothing either.
+            // One block more than the horizon: the bucket of its newest
+            // measure then ends before `clock − horizon`, so what
+            // `expired` lets through for it can never land in a bucket
+            // already written.
+            let block = self.policies[st.policy].block_ns();
             let silent = st.points.is_empty()
-                && horizons[st.policy]
-                    .is_some_and(|h| st.last.is_some_and(|last| last < now_ns.saturating_sub(h)));
+                && self.horizons[st.policy].is_some_and(|h| {
+                    let before = now_ns.saturating_sub(h).saturating_sub(block);
+                    st.last.is_none_or(|last| last < before)
+                });
             if silent {
                 self.forget(id as u32);
             }

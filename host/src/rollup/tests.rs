@@ -737,12 +737,13 @@ fn taken(e: &mut RollupEngine) -> Vec<(String, String, Vec<Option<f64>>)> {
 
 #[test]
 fn a_series_silent_past_the_longest_timespan_is_forgotten() {
-    // Timespans 600 s and 1200 s: forgotten 1200 s after its last measure.
+    // Timespans 600 s and 1200 s, 300 s blocks: horizon 1200 s, forgotten
+    // 1500 s after its last measure.
     let p = policy(&[(60, Some(10)), (300, Some(4))], 0, &["sum", "count"]);
     let mut e = engine(p);
     ingest_resources(&mut e, &[("a", "12:00:10", 1.0), ("b", "12:00:10", 2.0)]);
-    e.advance(at("12:20:10"));
-    // Every bucket closed, but the silence is not longer than 1200 s yet.
+    e.advance(at("12:25:10"));
+    // Every bucket closed, but the silence is not longer than 1500 s yet.
     assert_eq!(e.series_count(), 2);
     assert_eq!(
         taken(&mut e),
@@ -751,53 +752,77 @@ fn a_series_silent_past_the_longest_timespan_is_forgotten() {
             ("b".into(), "12:00:00".into(), some(&[2.0, 1.0])),
         ]
     );
-    ingest_resources(&mut e, &[("b", "12:20:30", 3.0)]);
-    e.advance(at("12:20:10") + 1);
+    ingest_resources(&mut e, &[("b", "12:25:30", 3.0)]);
+    e.advance(at("12:25:10") + 1);
     assert_eq!(e.series_count(), 1, "a is forgotten, b is not");
     assert_eq!(e.report().series_forgotten, 1);
 
     // b took a's place: found through the index from another batch
     // position, its open bucket intact.
-    ingest_resources(&mut e, &[("c", "12:20:35", 9.0), ("b", "12:20:40", 4.0)]);
+    ingest_resources(&mut e, &[("c", "12:25:35", 9.0), ("b", "12:25:40", 4.0)]);
     assert_eq!(e.series_count(), 2);
-    // a comes back as a new series: a measure its old cutoff (12:20:00)
-    // would have refused is accepted, and nothing is late.
-    ingest_resources(&mut e, &[("a", "12:05:00", 5.0), ("a", "12:21:00", 6.0)]);
+    // a comes back as a new series. Older than the clock minus the
+    // horizon (12:05:10) is expired, so nothing lands in the 12:00–12:05
+    // bucket a already wrote; newer is accepted, though a's old cutoff
+    // (12:25) would have refused it.
+    ingest_resources(
+        &mut e,
+        &[
+            ("a", "12:05:00", 5.0),
+            ("a", "12:05:20", 5.0),
+            ("a", "12:26:00", 6.0),
+        ],
+    );
     assert!(e.report().late.is_empty());
+    assert_eq!(
+        e.report().expired,
+        std::collections::BTreeMap::from([("m".to_owned(), 1)])
+    );
     assert_eq!(e.report().accepted, 7);
-    e.advance(at("12:40:00"));
+    e.advance(at("12:45:00"));
     assert_eq!(
         taken(&mut e),
         [
             ("a".into(), "12:05:00".into(), some(&[5.0, 1.0])),
-            ("a".into(), "12:21:00".into(), some(&[6.0, 1.0])),
-            ("b".into(), "12:20:00".into(), some(&[7.0, 2.0])),
-            ("c".into(), "12:20:00".into(), some(&[9.0, 1.0])),
+            ("a".into(), "12:26:00".into(), some(&[6.0, 1.0])),
+            ("b".into(), "12:25:00".into(), some(&[7.0, 2.0])),
+            ("c".into(), "12:25:00".into(), some(&[9.0, 1.0])),
         ]
     );
-    // Within 1200 s of their newest measures at 12:40; all gone after 12:41.
+    // Within 1500 s of their newest measures at 12:45; all gone after 12:51.
     assert_eq!(e.series_count(), 3);
-    e.advance(at("12:41:00") + 1);
+    e.advance(at("12:51:00") + 1);
     assert_eq!(e.series_count(), 0);
     assert_eq!(e.report().series_forgotten, 4);
 }
 
 #[test]
-fn a_series_with_open_measures_or_of_unlimited_points_is_never_forgotten() {
-    // Timespan 300 s, but a back window of 2 blocks keeps the measure's
-    // buckets open until 12:15, whatever the silence.
+fn the_horizon_covers_the_back_window_and_unlimited_points_never_forget() {
+    // Timespan 300 s, but a back window of 2 blocks: horizon 900 s,
+    // forgotten 1200 s after the last measure, not 600 s.
     let p = policy(&[(60, Some(1)), (300, Some(1))], 2, &["count"]);
     let mut e = engine(p);
     ingest(&mut e, &[("12:00:10", 1.0)]);
-    e.advance(at("12:14:59"));
-    assert_eq!(e.series_count(), 1, "its buckets are open");
-    e.advance(at("12:15:00"));
+    e.advance(at("12:20:10"));
     assert_eq!(e.take_closed()[0][0].len(), 1);
-    assert_eq!(e.series_count(), 0, "closed and silent past 300 s");
+    assert_eq!(e.series_count(), 1);
+    e.advance(at("12:20:10") + 1);
+    assert_eq!(e.series_count(), 0);
+    // A series that never stored a measure holds nothing: forgotten at
+    // the next advance.
+    e.ingest_columns(&series(), &[0], &[-5], &[1.0]);
+    assert_eq!(e.report().before_epoch.get("m"), Some(&1));
+    assert_eq!(e.series_count(), 1);
+    e.advance(at("12:20:10") + 2);
+    assert_eq!(e.series_count(), 0);
 
     let unlimited = policy(&[(60, None)], 0, &["count"]);
     let mut e = engine(unlimited);
     ingest(&mut e, &[("12:00:10", 1.0)]);
     e.advance(i64::MAX / 2);
     assert_eq!(e.series_count(), 1);
+    // Nor expire: an old measure is only late by its series' cutoff.
+    ingest_resources(&mut e, &[("other", "00:00:00", 1.0)]);
+    assert_eq!(e.series_count(), 2);
+    assert!(e.report().expired.is_empty());
 }
