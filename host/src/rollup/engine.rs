@@ -250,6 +250,11 @@ pub struct RollupEngine {
     horizons: Vec<Option<i64>>,
     /// The newest `now_ns` given to [`RollupEngine::advance`].
     clock: i64,
+    /// Per policy: measures older than this are refused as expired. The
+    /// clock minus the horizon, and never lower than it has been (a reload
+    /// that lengthens the horizon keeps the old floor: a series forgotten
+    /// under the old one may have written buckets up to it).
+    expired_before: Vec<i64>,
     // Scratch buffers reused across batches.
     group_offsets: Vec<usize>,
     group_points: Vec<Point>,
@@ -270,6 +275,7 @@ impl RollupEngine {
         RollupEngine {
             horizons,
             clock: i64::MIN,
+            expired_before: vec![i64::MIN; policies.len()],
             policies: policies.into(),
             rules,
             series: Vec::new(),
@@ -291,6 +297,42 @@ impl RollupEngine {
     /// The policies, by index.
     pub fn policies(&self) -> &[ArchivePolicy] {
         &self.policies
+    }
+
+    /// The newest `now_ns` given to [`RollupEngine::advance`] (or restored
+    /// by [`RollupEngine::load_state`]), ns since the Unix epoch, UTC;
+    /// `None` before the first.
+    pub fn clock(&self) -> Option<i64> {
+        (self.clock != i64::MIN).then_some(self.clock)
+    }
+
+    /// Per policy (by index): measures older than this are refused as
+    /// [`RollupReport::expired`]; `i64::MIN` refuses none.
+    pub fn expired_before(&self) -> &[i64] {
+        &self.expired_before
+    }
+
+    /// Moves the clock to `clock` and policy `p`'s expiry floor to
+    /// `expired_before[p]` where those are newer; then raises every floor
+    /// to the clock minus its policy's horizon. Closes and forgets nothing
+    /// (the next [`RollupEngine::advance`] does).
+    pub(super) fn restore_clock(&mut self, clock: i64, expired_before: &[Option<i64>]) {
+        self.clock = self.clock.max(clock);
+        for (floor, saved) in self.expired_before.iter_mut().zip(expired_before) {
+            *floor = (*floor).max(saved.unwrap_or(i64::MIN));
+        }
+        self.raise_expiry_floors();
+    }
+
+    fn raise_expiry_floors(&mut self) {
+        if self.clock == i64::MIN {
+            return;
+        }
+        for (floor, h) in self.expired_before.iter_mut().zip(&self.horizons) {
+            if let Some(h) = h {
+                *floor = (*floor).max(self.clock.saturating_sub(*h));
+            }
+        }
     }
 
     /// Counters so far.
@@ -462,10 +504,7 @@ impl RollupEngine {
             .last
             .map_or(i64::MIN, |last| floor(last, block) - block * ebw);
         accept_from = st.open_from.iter().copied().fold(accept_from, i64::max);
-        let expire_before = match self.horizons[st.policy] {
-            Some(h) if self.clock != i64::MIN => self.clock.saturating_sub(h),
-            _ => i64::MIN,
-        };
+        let expire_before = self.expired_before[st.policy];
         let mut prev: Option<i64> = None;
         let mut appended_in_order = true;
         for &(t, v) in new.iter() {
@@ -543,6 +582,7 @@ impl RollupEngine {
             self.close_series(id, floor(now_ns, block) - block * ebw);
         }
         self.clock = self.clock.max(now_ns);
+        self.raise_expiry_floors();
         self.forget_silent(now_ns);
     }
 

@@ -157,7 +157,9 @@ pub struct PolicyItem {
 impl PolicyItem {
     /// `granularity × points`, the retention; `None`: unlimited.
     pub fn timespan(&self) -> Option<Duration> {
-        self.points.map(|p| self.granularity * p as u32)
+        // A built policy's timespan fits i64 ns (checked by `build`).
+        self.points
+            .map(|p| Duration::from_nanos((self.granularity_ns() as u64).saturating_mul(p)))
     }
 
     /// Granularity in ns.
@@ -297,10 +299,9 @@ pub enum RawDuration {
 impl RawDuration {
     fn parse(&self) -> Result<Duration, String> {
         match self {
-            RawDuration::Seconds(s) if s.is_finite() && *s >= 0.0 => {
-                Ok(Duration::from_secs_f64(*s))
+            RawDuration::Seconds(s) => {
+                Duration::try_from_secs_f64(*s).map_err(|_| format!("{s} is not a duration"))
             }
-            RawDuration::Seconds(s) => Err(format!("{s} is not a duration")),
             RawDuration::Text(t) => humantime::parse_duration(t)
                 .map_err(|e| format!("bad duration {t:?}: {e} (expected e.g. 60, 1m, 1d)")),
         }
@@ -398,14 +399,26 @@ pub fn resolve_methods(spec: Option<&[String]>) -> Result<Vec<AggregationMethod>
     Ok(out)
 }
 
+/// The longest span in ns a timestamp difference can hold (`i64::MAX`, about
+/// 292 years).
+const MAX_NS: u128 = i64::MAX as u128;
+
+fn too_long(ns: u128) -> String {
+    format!(
+        "{:.0} years is longer than timestamps in i64 nanoseconds reach (about 292 years)",
+        ns as f64 / 1e9 / 31_556_952.0
+    )
+}
+
 impl RawArchivePolicy {
     /// Checks the definition with Gnocchi's rules and builds the policy.
     ///
     /// # Errors
     /// Every problem, each as `(field, message)`: not two of the three
     /// item keys, `granularity × points ≠ timespan`, a zero or non-whole
-    /// second granularity, duplicate granularities, unknown methods,
-    /// `precision_bits` outside 1–52.
+    /// second granularity, duplicate granularities, a granularity,
+    /// timespan or back window longer than `i64` nanoseconds reach (about
+    /// 292 years), unknown methods, `precision_bits` outside 1–52.
     pub fn build(&self) -> Result<ArchivePolicy, Vec<(String, String)>> {
         let mut errors = Vec::new();
         let mut definition = Vec::new();
@@ -427,15 +440,23 @@ impl RawArchivePolicy {
                     continue;
                 }
             };
+            if let Some((key, d)) = [("granularity", g), ("timespan", t)]
+                .into_iter()
+                .find_map(|(k, d)| d.filter(|d| d.as_nanos() > MAX_NS).map(|d| (k, d)))
+            {
+                errors.push((format!("{field}.{key}"), too_long(d.as_nanos())));
+                continue;
+            }
             let resolved = match (g, item.points, t) {
                 (Some(g), Some(p), Some(t)) => {
-                    if g * p as u32 != t {
+                    let product = g.as_nanos() * u128::from(p);
+                    if product != t.as_nanos() {
                         errors.push((
                             field,
                             format!(
                                 "granularity × points ≠ timespan ({}s × {p} = {}s, timespan {}s)",
                                 g.as_secs_f64(),
-                                (g * p as u32).as_secs_f64(),
+                                product as f64 / 1e9,
                                 t.as_secs_f64()
                             ),
                         ));
@@ -448,7 +469,11 @@ impl RawArchivePolicy {
                 (Some(g), None, Some(t)) if !g.is_zero() => {
                     (g, Some((t.as_nanos() / g.as_nanos()) as u64))
                 }
-                (None, Some(p), Some(t)) if p > 0 => (t / p as u32, Some(p)),
+                (None, Some(p), Some(t)) if p > 0 => (
+                    // t fits i64 ns (checked above), so the quotient does.
+                    Duration::from_nanos((t.as_nanos() / u128::from(p)) as u64),
+                    Some(p),
+                ),
                 (Some(g), None, None) => (g, None),
                 _ => {
                     errors.push((
@@ -473,6 +498,15 @@ impl RawArchivePolicy {
                 errors.push((format!("{field}.points"), "must be > 0".into()));
                 continue;
             }
+            if let Some(p) = p
+                && g.as_nanos() * u128::from(p) > MAX_NS
+            {
+                errors.push((
+                    format!("{field}.points"),
+                    too_long(g.as_nanos() * u128::from(p)),
+                ));
+                continue;
+            }
             if definition.iter().any(|d: &PolicyItem| d.granularity == g) {
                 errors.push((
                     format!("{field}.granularity"),
@@ -489,6 +523,20 @@ impl RawArchivePolicy {
             errors.push(("aggregation_methods".into(), e));
             Vec::new()
         });
+        // The back-window cutoff reaches back_window + 2 blocks (one more
+        // for a `rate:` method's predecessor, one of margin).
+        if let Some(block) = definition.iter().map(|d| d.granularity.as_nanos()).max()
+            && u128::from(self.back_window).saturating_add(2) * block > MAX_NS
+        {
+            errors.push((
+                "back_window".into(),
+                format!(
+                    "{} blocks of {}s reach further than timestamps in i64 nanoseconds can (about 292 years)",
+                    self.back_window,
+                    block / 1_000_000_000
+                ),
+            ));
+        }
         if let Some(bits) = self.precision_bits
             && !(1..=52).contains(&bits)
         {
@@ -672,6 +720,59 @@ mod tests {
         );
         assert!(policy(vec![item(Some(0.0), Some(1), None)]).is_err());
         assert!(policy(vec![item(None, Some(1), None)]).is_err());
+    }
+
+    #[test]
+    fn spans_past_i64_nanoseconds_are_refused_not_wrapped() {
+        // 1000 years of minutes: 3.16e19 ns would wrap to a negative i64
+        // and make retention delete every partition.
+        let long = RawPolicyItem {
+            granularity: Some(RawDuration::Text("1m".into())),
+            points: None,
+            timespan: Some(RawDuration::Text("1000y".into())),
+        };
+        assert_eq!(
+            policy(vec![long]).unwrap_err(),
+            [(
+                "definition[0].timespan".to_string(),
+                "1000 years is longer than timestamps in i64 nanoseconds reach (about 292 years)"
+                    .to_string()
+            )]
+        );
+        // The same through points (which no longer truncate to 32 bits).
+        let e = policy(vec![item(Some(60.0), Some(6_000_000_000), None)]).unwrap_err();
+        assert_eq!(e[0].0, "definition[0].points");
+        assert!(e[0].1.starts_with("11408 years is longer"), "{}", e[0].1);
+        let p = policy(vec![item(Some(1.0), Some(5_000_000_000), None)]).unwrap();
+        assert_eq!(
+            p.definition[0].timespan(),
+            Some(Duration::from_secs(5_000_000_000))
+        );
+        assert_eq!(
+            policy(vec![item(Some(1e30), Some(1), None)]).unwrap_err()[0].1,
+            "1000000000000000000000000000000 is not a duration"
+        );
+        // A back window of 106,752 days is past it too.
+        let e = RawArchivePolicy {
+            back_window: 106_752,
+            ..RawArchivePolicy {
+                name: "p".into(),
+                back_window: 0,
+                definition: vec![item(Some(86400.0), Some(1), None)],
+                aggregation_methods: None,
+                precision_bits: None,
+            }
+        }
+        .build()
+        .unwrap_err();
+        assert_eq!(
+            e,
+            [(
+                "back_window".to_string(),
+                "106752 blocks of 86400s reach further than timestamps in i64 nanoseconds can (about 292 years)"
+                    .to_string()
+            )]
+        );
     }
 
     #[test]

@@ -10,6 +10,14 @@
 //! timestamps: List<Int64>, values: List<Float64> (raw measures)
 //! ```
 //!
+//! The schema's metadata holds the engine's clock under `wasmeter.clock`
+//! (the newest `now` of [`RollupEngine::advance`], ns since the Unix epoch,
+//! UTC) and each policy's expiry floor under `wasmeter.expired_before.NAME`
+//! (ns), so that measures a forgotten series could repeat are still refused
+//! as expired right after a restart or a reload that lengthened the
+//! horizon; a file without them (written before the keys existed, or
+//! before the first advance) leaves the clock unset.
+//!
 //! Written to a temporary file and renamed, so a crash mid-write leaves the
 //! previous state.
 
@@ -27,6 +35,11 @@ use super::engine::{RollupEngine, SeriesInfo, floor};
 
 /// The state file inside the data directory.
 pub const STATE_FILE: &str = "open-buckets.arrow";
+
+/// The schema metadata key of the engine's clock.
+const CLOCK_KEY: &str = "wasmeter.clock";
+/// The prefix of the schema metadata key of a policy's expiry floor.
+const EXPIRED_BEFORE_KEY: &str = "wasmeter.expired_before.";
 
 impl RollupEngine {
     /// Writes the open state of every series to `DATA_DIR/open-buckets.arrow`.
@@ -80,7 +93,18 @@ impl RollupEngine {
             ("timestamps", Arc::new(ts.finish())),
             ("values", Arc::new(vs.finish())),
         ];
-        let batch = RecordBatch::try_from_iter(columns)?;
+        let mut batch = RecordBatch::try_from_iter(columns)?;
+        if let Some(clock) = self.clock() {
+            let mut metadata =
+                std::collections::HashMap::from([(CLOCK_KEY.to_owned(), clock.to_string())]);
+            for (p, floor) in self.policies.iter().zip(self.expired_before()) {
+                if *floor != i64::MIN {
+                    metadata.insert(format!("{EXPIRED_BEFORE_KEY}{}", p.name), floor.to_string());
+                }
+            }
+            let schema = arrow::datatypes::Schema::clone(&batch.schema()).with_metadata(metadata);
+            batch = batch.with_schema(Arc::new(schema))?;
+        }
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("cannot create {}", data_dir.display()))?;
         let tmp = tempfile::NamedTempFile::new_in(data_dir)?;
@@ -96,10 +120,14 @@ impl RollupEngine {
 
     /// Restores the open state saved by [`RollupEngine::save_state`], if
     /// the file exists; returns the number of series restored. A series
-    /// whose policy no longer exists gets the one the rules now choose.
+    /// whose policy no longer exists gets the one the rules now choose. The
+    /// saved clock and expiry floors are restored too (the engine keeps the
+    /// newer of its own and the saved ones; a policy's floor is at least the
+    /// clock minus its horizon now).
     ///
     /// # Errors
-    /// A file that exists but cannot be read as the state format.
+    /// A file that exists but cannot be read as the state format, or whose
+    /// `wasmeter.clock` or `wasmeter.expired_before.*` is not an integer.
     pub fn load_state(&mut self, data_dir: &Path) -> anyhow::Result<usize> {
         let path = data_dir.join(STATE_FILE);
         let file = match std::fs::File::open(&path) {
@@ -109,6 +137,25 @@ impl RollupEngine {
         };
         let reader = arrow::ipc::reader::FileReader::try_new(file, None)
             .with_context(|| format!("{}: not an open-bucket state file", path.display()))?;
+        let metadata = reader.schema().metadata().clone();
+        let ns = |key: &str| -> anyhow::Result<Option<i64>> {
+            metadata
+                .get(key)
+                .map(|v| {
+                    v.parse().with_context(|| {
+                        format!("{}: {key} {v:?} is not an integer", path.display())
+                    })
+                })
+                .transpose()
+        };
+        if let Some(clock) = ns(CLOCK_KEY)? {
+            let floors = self
+                .policies
+                .iter()
+                .map(|p| ns(&format!("{EXPIRED_BEFORE_KEY}{}", p.name)))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            self.restore_clock(clock, &floors);
+        }
         let mut restored = 0;
         for batch in reader {
             let batch = batch.with_context(|| format!("cannot read {}", path.display()))?;

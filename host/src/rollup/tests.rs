@@ -789,7 +789,8 @@ fn a_series_silent_past_the_longest_timespan_is_forgotten() {
             ("c".into(), "12:25:00".into(), some(&[9.0, 1.0])),
         ]
     );
-    // Within 1500 s of their newest measures at 12:45; all gone after 12:51.
+    // At 12:45 each is within 1500 s of its newest measure (12:25:35 to
+    // 12:26:00); all are gone after 12:51.
     assert_eq!(e.series_count(), 3);
     e.advance(at("12:51:00") + 1);
     assert_eq!(e.series_count(), 0);
@@ -825,4 +826,87 @@ fn the_horizon_covers_the_back_window_and_unlimited_points_never_forget() {
     ingest_resources(&mut e, &[("other", "00:00:00", 1.0)]);
     assert_eq!(e.series_count(), 2);
     assert!(e.report().expired.is_empty());
+}
+
+#[test]
+fn the_clock_survives_a_restart_so_a_forgotten_series_cannot_repeat_a_bucket() {
+    // Horizon 600 s, 300 s blocks: a is forgotten 900 s after 12:00:10.
+    let p = policy(&[(60, Some(10)), (300, Some(2))], 0, &["count"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = engine(p.clone());
+    assert_eq!(first.clock(), None);
+    ingest_resources(
+        &mut first,
+        &[("a", "12:00:10", 1.0), ("b", "12:14:00", 1.0)],
+    );
+    first.advance(at("12:15:10") + 1);
+    assert_eq!(first.series_count(), 1, "a is forgotten");
+    assert_eq!(
+        taken(&mut first)[0],
+        ("a".into(), "12:00:00".into(), some(&[1.0]))
+    );
+    first.save_state(dir.path()).unwrap();
+    drop(first);
+
+    let mut second = engine(p.clone());
+    assert_eq!(second.load_state(dir.path()).unwrap(), 1);
+    assert_eq!(second.clock(), Some(at("12:15:10") + 1));
+    // Before any advance: what a's written 12:00 bucket would take is
+    // older than the clock minus the horizon (12:05:10 and 1 ns) and
+    // expired; from there on a is a new series.
+    ingest_resources(
+        &mut second,
+        &[
+            ("a", "12:00:20", 7.0),
+            ("a", "12:05:10", 7.0),
+            ("a", "12:05:11", 8.0),
+        ],
+    );
+    assert_eq!(second.report().expired.get("m"), Some(&2));
+    assert_eq!(second.report().accepted, 1);
+
+    // A state file without the key (as written before it existed, or before
+    // the first advance) leaves the clock unset.
+    let mut fresh = engine(p.clone());
+    fresh.save_state(dir.path()).unwrap();
+    let mut third = engine(p.clone());
+    assert_eq!(third.load_state(dir.path()).unwrap(), 0);
+    assert_eq!(third.clock(), None);
+    // The engine keeps the newer of its own clock and the saved one.
+    fresh.advance(at("12:00:00"));
+    fresh.save_state(dir.path()).unwrap();
+    third.advance(at("13:00:00"));
+    third.load_state(dir.path()).unwrap();
+    assert_eq!(third.clock(), Some(at("13:00:00")));
+}
+
+#[test]
+fn a_reload_that_lengthens_the_horizon_keeps_the_expiry_floor() {
+    // 10 minutes kept: horizon 600 s, a forgotten after 660 s of silence.
+    let short = policy(&[(60, Some(10))], 0, &["count"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = engine(short);
+    ingest(&mut first, &[("12:00:10", 1.0)]);
+    first.advance(at("12:11:11"));
+    assert_eq!(first.series_count(), 0);
+    assert_eq!(first.expired_before(), [at("12:01:11")]);
+    assert_eq!(
+        taken(&mut first),
+        [("r".into(), "12:00:00".into(), some(&[1.0]))]
+    );
+    first.save_state(dir.path()).unwrap();
+
+    // Now a day is kept: the clock minus the horizon alone would accept
+    // 12:00:30 again, into the bucket already written.
+    let long = policy(&[(60, Some(1440))], 0, &["count"]);
+    let mut second = engine(long);
+    assert_eq!(second.load_state(dir.path()).unwrap(), 0);
+    assert_eq!(second.expired_before(), [at("12:01:11")]);
+    ingest(&mut second, &[("12:00:30", 7.0), ("12:01:11", 8.0)]);
+    assert_eq!(second.report().expired.get("m"), Some(&1));
+    assert_eq!(second.report().accepted, 1);
+    // A day later the clock minus the horizon is the higher floor again.
+    let one_day = 86_400 * 1_000_000_000;
+    second.advance(at("12:11:11") + one_day);
+    assert_eq!(second.expired_before(), [at("12:11:11")]);
 }
