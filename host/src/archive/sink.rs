@@ -20,6 +20,10 @@ const MAINTENANCE_EVERY_TICKS: u64 = 60;
 /// Ticks between two `wasmeter.rollup.*` self-telemetry samples.
 const TELEMETRY_EVERY_TICKS: u64 = 10;
 
+/// How far ahead of the wall clock a saved rollup clock may be before `run`
+/// sets it back (1 h).
+const FUTURE_CLOCK_NS: i64 = 3_600_000_000_000;
+
 /// Which clock closes idle buckets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Clock {
@@ -66,6 +70,22 @@ impl ArchiveSink {
         let restored = engine.load_state(&data_dir)?;
         if restored > 0 {
             tracing::info!(series = restored, "restored open buckets");
+        }
+        // An import of samples stamped in the future leaves its event time as
+        // the clock, which would refuse every live measure as expired.
+        let wall = crate::pipeline::wall_clock_ns();
+        if clock == Clock::Wall
+            && let Some(saved) = engine.clock()
+            && saved > wall.saturating_add(FUTURE_CLOCK_NS)
+        {
+            engine.rewind_clock(wall);
+            tracing::warn!(
+                saved_clock_s = saved / 1_000_000_000,
+                wall_clock_s = wall / 1_000_000_000,
+                "the rollup clock saved in {} is ahead of the wall clock (an import of future samples?): \
+                 set back to the wall clock",
+                data_dir.join(crate::rollup::STATE_FILE).display()
+            );
         }
         Ok(ArchiveSink {
             engine,

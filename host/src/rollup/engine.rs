@@ -324,6 +324,23 @@ impl RollupEngine {
         self.raise_expiry_floors();
     }
 
+    /// Sets a clock ahead of `to` back to `to`, and lowers each policy's
+    /// expiry floor to at most `to` minus its horizon (or `to`, for a policy
+    /// that never expires). For a clock an import of future-stamped samples
+    /// left behind, which would otherwise refuse every measure up to then as
+    /// expired. What this gives up: a series forgotten under the old clock
+    /// whose newest bucket ends after the new floor could write that bucket
+    /// again.
+    pub fn rewind_clock(&mut self, to: i64) {
+        if self.clock <= to {
+            return;
+        }
+        self.clock = to;
+        for (floor, h) in self.expired_before.iter_mut().zip(&self.horizons) {
+            *floor = (*floor).min(to.saturating_sub(h.unwrap_or(0)));
+        }
+    }
+
     fn raise_expiry_floors(&mut self) {
         if self.clock == i64::MIN {
             return;

@@ -29,6 +29,7 @@ pub use engine::{RollupEngine, RollupReport, SeriesInfo, floor, retain};
 pub use methods::{BucketScratch, aggregate};
 pub use policy::{AggregationMethod, ArchivePolicy, BaseMethod, PolicyItem, PolicyRules};
 pub use rows::{ClosedRow, ClosedRowRef, ClosedRows};
+pub use state::STATE_FILE;
 
 #[cfg(test)]
 mod tests;

@@ -910,3 +910,20 @@ fn a_reload_that_lengthens_the_horizon_keeps_the_expiry_floor() {
     second.advance(at("12:11:11") + one_day);
     assert_eq!(second.expired_before(), [at("12:11:11")]);
 }
+
+#[test]
+fn rewinding_the_clock_lowers_the_expiry_floors() {
+    let p = policy(&[(60, Some(10))], 0, &["count"]);
+    let mut e = engine(p);
+    e.advance(at("13:00:00"));
+    assert_eq!(e.expired_before(), [at("12:50:00")]);
+    // Not ahead: nothing changes.
+    e.rewind_clock(at("13:00:00"));
+    assert_eq!(e.clock(), Some(at("13:00:00")));
+    e.rewind_clock(at("12:00:00"));
+    assert_eq!(e.clock(), Some(at("12:00:00")));
+    assert_eq!(e.expired_before(), [at("11:50:00")]);
+    ingest(&mut e, &[("11:50:00", 1.0), ("11:49:59", 1.0)]);
+    assert_eq!(e.report().accepted, 1);
+    assert_eq!(e.report().expired.get("m"), Some(&1));
+}
