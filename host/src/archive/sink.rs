@@ -20,6 +20,41 @@ const MAINTENANCE_EVERY_TICKS: u64 = 60;
 /// Ticks between two `wasmeter.rollup.*` self-telemetry samples.
 const TELEMETRY_EVERY_TICKS: u64 = 10;
 
+/// Restores `engine`'s open state from `data_dir` and removes the state
+/// file: from then on the open buckets live in the engine, and a crash
+/// (kill -9, power loss) must not replay them at the next start into
+/// buckets the crashed run may have written already. A clean stop saves
+/// them again (and so does dropping the sink without one).
+fn take_state(engine: &mut RollupEngine, data_dir: &std::path::Path) -> anyhow::Result<usize> {
+    let restored = engine.load_state(data_dir)?;
+    let path = data_dir.join(crate::rollup::STATE_FILE);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(
+            "cannot remove {} after restoring it (after a crash it would be restored again): {e}",
+            path.display()
+        ),
+    }
+    Ok(restored)
+}
+
+impl Drop for ArchiveSink {
+    /// A sink dropped without `finish` (an error or panic before a clean
+    /// stop) still saves its open buckets, as the state file was taken.
+    fn drop(&mut self) {
+        if !self.saved {
+            match self.engine.save_state(&self.data_dir) {
+                Ok(()) => tracing::warn!(
+                    series = self.engine.series_count(),
+                    "stopped without draining: open buckets saved"
+                ),
+                Err(e) => tracing::error!("cannot save the open buckets: {e:#}"),
+            }
+        }
+    }
+}
+
 /// How far ahead of the wall clock a saved rollup clock may be before `run`
 /// sets it back (1 h).
 const FUTURE_CLOCK_NS: i64 = 3_600_000_000_000;
@@ -47,6 +82,8 @@ pub struct ArchiveSink {
     /// The archive settings, policies and rules in force (a reload that
     /// changes none of them keeps the engine as it is).
     archive_config: Option<ArchiveConfig>,
+    /// The open buckets were saved by `finish` (else `drop` saves them).
+    saved: bool,
 }
 
 type ArchiveConfig = (
@@ -67,7 +104,7 @@ impl ArchiveSink {
         data_dir: PathBuf,
         clock: Clock,
     ) -> anyhow::Result<Self> {
-        let restored = engine.load_state(&data_dir)?;
+        let restored = take_state(&mut engine, &data_dir)?;
         if restored > 0 {
             tracing::info!(series = restored, "restored open buckets");
         }
@@ -98,6 +135,7 @@ impl ArchiveSink {
             logged_refused: 0,
             alarms: None,
             archive_config: None,
+            saved: false,
         })
     }
 
@@ -343,7 +381,7 @@ impl Sink for ArchiveSink {
                 return;
             }
             let mut engine = RollupEngine::new(config.policies.clone(), config.rules.clone());
-            match engine.load_state(&self.data_dir) {
+            match take_state(&mut engine, &self.data_dir) {
                 Ok(series) => tracing::info!(
                     series,
                     "reload: archive policies applied, open buckets carried over"
@@ -390,8 +428,9 @@ impl Sink for ArchiveSink {
                 );
             }
         }
-        if let Err(e) = self.engine.save_state(&self.data_dir) {
-            tracing::error!("cannot save the open buckets: {e:#}");
+        match self.engine.save_state(&self.data_dir) {
+            Ok(()) => self.saved = true,
+            Err(e) => tracing::error!("cannot save the open buckets: {e:#}"),
         }
         let (files, rows) = self.writer.written();
         let r = self.engine.report();
@@ -490,10 +529,10 @@ mod tests {
     /// 2014-01-01T00:00:00Z in ns.
     const T0: i64 = 1_388_534_400 * S;
 
-    #[test]
-    fn self_telemetry_counts_what_the_engine_did_and_the_series_it_holds() {
-        // One-minute buckets kept for one minute: a series is forgotten a
-        // minute after its last measure once its bucket is closed.
+    /// A sink over one policy of one-minute buckets kept for one minute (a
+    /// series is forgotten a minute after its last measure once its bucket
+    /// is closed), archive and data directory in `dir`.
+    fn one_minute_sink(dir: &std::path::Path) -> ArchiveSink {
         let policy = RawArchivePolicy {
             name: "p".into(),
             back_window: 0,
@@ -513,11 +552,12 @@ mod tests {
             archive_policy_name: "p".into(),
         };
         let rules = PolicyRules::new(&[rule], std::slice::from_ref(&policy)).unwrap();
-        let dir = tempfile::tempdir().unwrap();
         let engine = RollupEngine::new(vec![policy.clone()], rules);
-        let writer = ArchiveWriter::new(dir.path(), vec![policy].into(), BTreeMap::new());
-        let mut sink =
-            ArchiveSink::new(engine, writer, dir.path().to_path_buf(), Clock::Wall).unwrap();
+        let writer = ArchiveWriter::new(dir, vec![policy].into(), BTreeMap::new());
+        ArchiveSink::new(engine, writer, dir.to_path_buf(), Clock::Wall).unwrap()
+    }
+
+    fn one_series(timestamps: Vec<i64>, values: Vec<f64>) -> Samples {
         let batch = WitBatch {
             series: vec![WitSeries {
                 metric: "m".into(),
@@ -526,11 +566,42 @@ mod tests {
                 type_: SampleType::Gauge,
                 attributes: vec![],
             }],
-            series_index: vec![0, 0],
-            timestamps: vec![T0, -S],
-            values: vec![1.0, 2.0],
+            series_index: vec![0; timestamps.len()],
+            timestamps,
+            values,
         };
-        sink.write("s", &Samples::from_wit(batch).unwrap());
+        Samples::from_wit(batch).unwrap()
+    }
+
+    #[test]
+    fn the_state_file_is_taken_at_start_and_saved_again_even_without_a_clean_stop() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join(crate::rollup::STATE_FILE);
+        let mut sink = one_minute_sink(dir.path());
+        sink.write("s", &one_series(vec![T0 + S], vec![1.0]));
+        sink.finish();
+        assert!(state.exists());
+        drop(sink);
+
+        // Restored, then removed: a crash from here on must not replay
+        // the open bucket into a start after it.
+        let mut sink = one_minute_sink(dir.path());
+        assert!(!state.exists());
+        assert_eq!(sink.engine.series_count(), 1);
+        sink.write("s", &one_series(vec![T0 + 2 * S], vec![2.0]));
+        // Dropped without finish (an error before a clean stop): saved.
+        drop(sink);
+        let mut sink = one_minute_sink(dir.path());
+        let rows = sink.engine.open_rows(0, 0);
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].timestamp, rows[0].values[0]), (T0, Some(2.0)));
+    }
+
+    #[test]
+    fn self_telemetry_counts_what_the_engine_did_and_the_series_it_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = one_minute_sink(dir.path());
+        sink.write("s", &one_series(vec![T0, -S], vec![1.0, 2.0]));
         // The first tick closes m's bucket and forgets m (silent for an
         // hour); the tenth ingests the counters, stamped at its second.
         let now = T0 + 3600 * S + S / 2;
