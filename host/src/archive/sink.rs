@@ -20,23 +20,37 @@ const MAINTENANCE_EVERY_TICKS: u64 = 60;
 /// Ticks between two `wasmeter.rollup.*` self-telemetry samples.
 const TELEMETRY_EVERY_TICKS: u64 = 10;
 
-/// Restores `engine`'s open state from `data_dir` and removes the state
-/// file: from then on the open buckets live in the engine, and a crash
-/// (kill -9, power loss) must not replay them at the next start into
-/// buckets the crashed run may have written already. A clean stop saves
-/// them again (and so does dropping the sink without one).
+/// Restores `engine`'s open state from `data_dir` and leaves in the state
+/// file only the clock and expiry floors: from then on the open buckets
+/// live in the engine, and a crash (kill -9, power loss) must not replay
+/// them at the next start into buckets the crashed run may have written
+/// already. A clean stop saves them again (and so does dropping the sink
+/// without one).
 fn take_state(engine: &mut RollupEngine, data_dir: &std::path::Path) -> anyhow::Result<usize> {
     let restored = engine.load_state(data_dir)?;
+    if restored > 0
+        && let Err(e) = engine.save_clock(data_dir)
+    {
+        forget_state_file(data_dir, &e);
+    }
+    Ok(restored)
+}
+
+/// Removes the state file when it could not be rewritten, so that a crash
+/// does not replay its buckets.
+fn forget_state_file(data_dir: &std::path::Path, why: &anyhow::Error) {
     let path = data_dir.join(crate::rollup::STATE_FILE);
     match std::fs::remove_file(&path) {
-        Ok(()) => {}
+        Ok(()) => tracing::warn!(
+            "{}: removed, as it could not be rewritten ({why:#}); its clock is lost after a crash",
+            path.display()
+        ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => tracing::warn!(
+        Err(e) => tracing::error!(
             "cannot remove {} after restoring it (after a crash it would be restored again): {e}",
             path.display()
         ),
     }
-    Ok(restored)
 }
 
 impl Drop for ArchiveSink {
@@ -47,7 +61,7 @@ impl Drop for ArchiveSink {
             match self.engine.save_state(&self.data_dir) {
                 Ok(()) => tracing::warn!(
                     series = self.engine.series_count(),
-                    "stopped without draining: open buckets saved"
+                    "open buckets saved as the sink was dropped (no clean stop, or its save failed)"
                 ),
                 Err(e) => tracing::error!("cannot save the open buckets: {e:#}"),
             }
@@ -390,6 +404,10 @@ impl Sink for ArchiveSink {
                     tracing::error!(
                         "reload: cannot restore the open buckets, keeping the old archive settings and alarms: {e:#}"
                     );
+                    // The old engine holds them: a crash must not replay the file.
+                    if let Err(e) = self.engine.save_clock(&self.data_dir) {
+                        forget_state_file(&self.data_dir, &e);
+                    }
                     return;
                 }
             }
@@ -432,6 +450,11 @@ impl Sink for ArchiveSink {
             Ok(()) => self.saved = true,
             Err(e) => tracing::error!("cannot save the open buckets: {e:#}"),
         }
+        let outcome = if self.saved {
+            "rollup stopped, open buckets saved"
+        } else {
+            "rollup stopped, open buckets NOT saved"
+        };
         let (files, rows) = self.writer.written();
         let r = self.engine.report();
         tracing::info!(
@@ -443,7 +466,7 @@ impl Sink for ArchiveSink {
             rows,
             open_series = self.engine.series_count(),
             archive = %self.writer.root().display(),
-            "rollup stopped, open buckets saved"
+            "{outcome}"
         );
     }
 }
@@ -583,10 +606,16 @@ mod tests {
         assert!(state.exists());
         drop(sink);
 
-        // Restored, then removed: a crash from here on must not replay
-        // the open bucket into a start after it.
+        // Restored, then rewritten with no series: a crash from here on
+        // must not replay the open bucket into a start after it.
+        let saved_series = || {
+            let file = std::fs::File::open(&state).unwrap();
+            let reader = arrow::ipc::reader::FileReader::try_new(file, None).unwrap();
+            reader.map(|b| b.unwrap().num_rows()).sum::<usize>()
+        };
+        assert_eq!(saved_series(), 1);
         let mut sink = one_minute_sink(dir.path());
-        assert!(!state.exists());
+        assert_eq!(saved_series(), 0);
         assert_eq!(sink.engine.series_count(), 1);
         sink.write("s", &one_series(vec![T0 + 2 * S], vec![2.0]));
         // Dropped without finish (an error before a clean stop): saved.

@@ -435,8 +435,12 @@ impl RawArchivePolicy {
             let t = item.timespan.as_ref().map(RawDuration::parse).transpose();
             let (g, t) = match (g, t) {
                 (Ok(g), Ok(t)) => (g, t),
-                (Err(e), _) | (_, Err(e)) => {
-                    errors.push((field, e));
+                (Err(e), _) => {
+                    errors.push((format!("{field}.granularity"), e));
+                    continue;
+                }
+                (_, Err(e)) => {
+                    errors.push((format!("{field}.timespan"), e));
                     continue;
                 }
             };
@@ -749,8 +753,11 @@ mod tests {
             Some(Duration::from_secs(5_000_000_000))
         );
         assert_eq!(
-            policy(vec![item(Some(1e30), Some(1), None)]).unwrap_err()[0].1,
-            "1000000000000000000000000000000 is not a duration"
+            policy(vec![item(Some(1e30), Some(1), None)]).unwrap_err(),
+            [(
+                "definition[0].granularity".to_string(),
+                "1000000000000000000000000000000 is not a duration".to_string()
+            )]
         );
         // A back window of 106,752 days is past it too.
         let e = RawArchivePolicy {

@@ -47,7 +47,26 @@ impl RollupEngine {
     /// # Errors
     /// I/O and Arrow errors, with the path.
     pub fn save_state(&self, data_dir: &Path) -> anyhow::Result<()> {
-        let n = self.series.len();
+        self.write_state(data_dir, &self.series)
+    }
+
+    /// Writes a state file of no series, only the clock and expiry floors:
+    /// what a start that restored the open buckets leaves on disk, so that a
+    /// crash does not replay them but still refuses what a forgotten series
+    /// could repeat.
+    ///
+    /// # Errors
+    /// I/O and Arrow errors, with the path.
+    pub fn save_clock(&self, data_dir: &Path) -> anyhow::Result<()> {
+        self.write_state(data_dir, &[])
+    }
+
+    fn write_state(
+        &self,
+        data_dir: &Path,
+        series: &[super::engine::SeriesState],
+    ) -> anyhow::Result<()> {
+        let n = series.len();
         let mut metric = StringBuilder::new();
         let mut resource = StringBuilder::new();
         let mut unit = StringBuilder::new();
@@ -60,7 +79,7 @@ impl RollupEngine {
         let mut pred_v = Float64Builder::with_capacity(n);
         let mut ts = ListBuilder::new(Int64Builder::new());
         let mut vs = ListBuilder::new(Float64Builder::new());
-        for st in &self.series {
+        for st in series {
             let p = &self.policies[st.policy];
             metric.append_value(&st.info.metric);
             resource.append_value(&st.info.resource_id);
