@@ -556,6 +556,10 @@ mod tests {
     /// series is forgotten a minute after its last measure once its bucket
     /// is closed), archive and data directory in `dir`.
     fn one_minute_sink(dir: &std::path::Path) -> ArchiveSink {
+        sink_with_clock(dir, Clock::Wall)
+    }
+
+    fn sink_with_clock(dir: &std::path::Path, clock: Clock) -> ArchiveSink {
         let policy = RawArchivePolicy {
             name: "p".into(),
             back_window: 0,
@@ -577,7 +581,7 @@ mod tests {
         let rules = PolicyRules::new(&[rule], std::slice::from_ref(&policy)).unwrap();
         let engine = RollupEngine::new(vec![policy.clone()], rules);
         let writer = ArchiveWriter::new(dir, vec![policy].into(), BTreeMap::new());
-        ArchiveSink::new(engine, writer, dir.to_path_buf(), Clock::Wall).unwrap()
+        ArchiveSink::new(engine, writer, dir.to_path_buf(), clock).unwrap()
     }
 
     fn one_series(timestamps: Vec<i64>, values: Vec<f64>) -> Samples {
@@ -624,6 +628,37 @@ mod tests {
         let rows = sink.engine.open_rows(0, 0);
         assert_eq!(rows.len(), 1);
         assert_eq!((rows[0].timestamp, rows[0].values[0]), (T0, Some(2.0)));
+    }
+
+    #[test]
+    fn run_sets_back_a_saved_clock_ahead_of_the_wall_clock_and_import_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let wall = crate::pipeline::wall_clock_ns();
+        let save_clock = |at: i64| {
+            let mut sink = sink_with_clock(dir.path(), Clock::EventTime);
+            sink.engine.advance(at);
+            sink.finish();
+        };
+        // Within the hour allowed: kept, in both modes.
+        save_clock(wall + FUTURE_CLOCK_NS / 2);
+        let sink = one_minute_sink(dir.path());
+        assert_eq!(sink.engine.clock(), Some(wall + FUTURE_CLOCK_NS / 2));
+        drop(sink);
+        // Past it: run sets it back to its start's wall clock, and the
+        // expiry floor to a minute (the horizon) before.
+        let future = wall + 10 * FUTURE_CLOCK_NS;
+        save_clock(future);
+        let sink = sink_with_clock(dir.path(), Clock::EventTime);
+        assert_eq!(sink.engine.clock(), Some(future));
+        drop(sink);
+        let sink = one_minute_sink(dir.path());
+        let after = crate::pipeline::wall_clock_ns();
+        let clock = sink.engine.clock().unwrap();
+        assert!(
+            (wall..=after).contains(&clock),
+            "{clock} not in {wall}..={after}"
+        );
+        assert_eq!(sink.engine.expired_before(), [clock - 60 * S]);
     }
 
     #[test]
