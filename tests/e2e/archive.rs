@@ -101,7 +101,7 @@ fn write_archive(dir: &Path) -> Vec<(i64, f64)> {
     let mut sink = ArchiveSink::new(
         engine,
         writer,
-        config.archive.data_dir.clone(),
+        &config.archive,
         Clock::EventTime,
     )
     .unwrap();
@@ -284,7 +284,7 @@ fn a_bucket_split_across_a_restart_is_one_row() {
         ArchiveSink::new(
             engine,
             writer,
-            config.archive.data_dir.clone(),
+            &config.archive,
             Clock::EventTime,
         )
         .unwrap()

@@ -11,7 +11,7 @@ use arrow::datatypes::{Float64Type, Int32Type, TimestampNanosecondType};
 use super::ArchiveWriter;
 use crate::alarm::{AlarmEvaluator, Notifier};
 use crate::batch::{Samples, columns};
-use crate::config::PipelineConfig;
+use crate::config::{ArchiveSettings, PipelineConfig};
 use crate::pipeline::Sink;
 use crate::rollup::{RollupEngine, RollupReport};
 
@@ -69,9 +69,10 @@ impl Drop for ArchiveSink {
     }
 }
 
-/// How far ahead of the wall clock a saved rollup clock may be before `run`
-/// sets it back (1 h).
-const FUTURE_CLOCK_NS: i64 = 3_600_000_000_000;
+/// `d` in ns, saturated to `i64::MAX`.
+fn duration_ns(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
 
 /// Which clock closes idle buckets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +88,8 @@ pub struct ArchiveSink {
     engine: RollupEngine,
     writer: ArchiveWriter,
     data_dir: PathBuf,
+    /// `[archive] max_future` in ns.
+    max_future: i64,
     clock: Clock,
     newest_event: i64,
     ticks: u64,
@@ -101,39 +104,54 @@ pub struct ArchiveSink {
 }
 
 type ArchiveConfig = (
-    crate::config::ArchiveSettings,
+    ArchiveSettings,
     Vec<crate::rollup::ArchivePolicy>,
     crate::rollup::PolicyRules,
 );
 
+/// What of `config` the engine and writer are built from (`max_future`
+/// is applied without a new engine).
+fn archive_config(config: &PipelineConfig) -> ArchiveConfig {
+    let settings = ArchiveSettings {
+        max_future: Duration::ZERO,
+        ..config.archive.clone()
+    };
+    (settings, config.policies.clone(), config.rules.clone())
+}
+
 impl ArchiveSink {
     /// A sink over `engine` (whose open state is restored from
-    /// `data_dir`), writing with `writer`.
+    /// `settings.data_dir`), writing with `writer`, refusing measures
+    /// stamped more than `settings.max_future` after the wall clock.
     ///
     /// # Errors
     /// A state file that exists but cannot be read.
     pub fn new(
         mut engine: RollupEngine,
         writer: ArchiveWriter,
-        data_dir: PathBuf,
+        settings: &ArchiveSettings,
         clock: Clock,
     ) -> anyhow::Result<Self> {
+        let data_dir = settings.data_dir.clone();
+        let max_future = duration_ns(settings.max_future);
         let restored = take_state(&mut engine, &data_dir)?;
         if restored > 0 {
             tracing::info!(series = restored, "restored open buckets");
         }
-        // An import of samples stamped in the future leaves its event time as
-        // the clock, which would refuse every live measure as expired.
+        // A clock saved ahead of the wall clock (the wall clock was set
+        // back, `max_future` shortened, or an older wasmeter imported
+        // future-stamped samples) would refuse every live measure as
+        // expired.
         let wall = crate::pipeline::wall_clock_ns();
         if clock == Clock::Wall
             && let Some(saved) = engine.clock()
-            && saved > wall.saturating_add(FUTURE_CLOCK_NS)
+            && saved > wall.saturating_add(max_future)
         {
             engine.rewind_clock(wall);
             tracing::warn!(
                 saved_clock_s = saved / 1_000_000_000,
                 wall_clock_s = wall / 1_000_000_000,
-                "the rollup clock saved in {} is ahead of the wall clock (an import of future samples?): \
+                "the rollup clock saved in {} is more than max_future ahead of the wall clock: \
                  set back to the wall clock",
                 data_dir.join(crate::rollup::STATE_FILE).display()
             );
@@ -142,6 +160,7 @@ impl ArchiveSink {
             engine,
             writer,
             data_dir,
+            max_future,
             clock,
             newest_event: i64::MIN,
             ticks: 0,
@@ -156,11 +175,7 @@ impl ArchiveSink {
     /// Records the archive settings, policies and rules `config` has, so a
     /// reload that leaves them unchanged keeps the engine as it is.
     pub fn for_config(mut self, config: &PipelineConfig) -> Self {
-        self.archive_config = Some((
-            config.archive.clone(),
-            config.policies.clone(),
-            config.rules.clone(),
-        ));
+        self.archive_config = Some(archive_config(config));
         self
     }
 
@@ -235,7 +250,7 @@ impl ArchiveSink {
         let refused = self.engine.report().refused();
         if refused != self.logged_refused {
             let r = self.engine.report();
-            tracing::warn!(late = ?r.late, no_policy = ?r.no_policy, before_epoch = ?r.before_epoch, expired = ?r.expired, "measures refused by the rollup engine");
+            tracing::warn!(late = ?r.late, no_policy = ?r.no_policy, before_epoch = ?r.before_epoch, expired = ?r.expired, future = ?r.future, "measures refused by the rollup engine");
             self.logged_refused = refused;
         }
     }
@@ -243,7 +258,7 @@ impl ArchiveSink {
     /// The engine's own counters as `wasmeter.rollup.*` samples, rolled up
     /// like any other: `accepted`, `rows_closed`, `series_forgotten`,
     /// `refused` with attributes `reason` (late, no_policy, before_epoch,
-    /// expired) and `metric`, all cumulative; and the gauge `series`, the series the
+    /// expired, future) and `metric`, all cumulative; and the gauge `series`, the series the
     /// engine holds (before this ingestion).
     fn self_telemetry(&mut self, ts: i64) {
         use crate::bindings::{SampleType, WitSeries};
@@ -296,6 +311,7 @@ impl ArchiveSink {
             ("no_policy", &r.no_policy),
             ("before_epoch", &r.before_epoch),
             ("expired", &r.expired),
+            ("future", &r.future),
         ] {
             for (metric, n) in by_metric {
                 let attrs = vec![
@@ -332,15 +348,16 @@ impl Sink for ArchiveSink {
         if let Some(tee) = &mut self.tee {
             tee.write(batch);
         }
+        let refuse_after = crate::pipeline::wall_clock_ns().saturating_add(self.max_future);
+        self.engine.refuse_after(refuse_after);
         if let Some(ts) = batch
             .column_by_name(columns::TIMESTAMP)
             .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
-            && let Some(max) = arrow::compute::max(ts)
+            && let Some((min, max)) = event_time_range(ts, refuse_after)
         {
             // Event time: the evaluations due before these samples run
             // first, each at its due time, over what came before.
             if self.clock == Clock::EventTime
-                && let Some(min) = arrow::compute::min(ts)
                 && let Some((evaluator, notifier)) = &mut self.alarms
             {
                 for n in evaluator.evaluate_until(min, &mut self.engine) {
@@ -377,11 +394,8 @@ impl Sink for ArchiveSink {
     }
 
     fn reconfigure(&mut self, config: &PipelineConfig) {
-        let wanted = (
-            config.archive.clone(),
-            config.policies.clone(),
-            config.rules.clone(),
-        );
+        self.max_future = duration_ns(config.archive.max_future);
+        let wanted = archive_config(config);
         if self.archive_config.as_ref() != Some(&wanted) {
             // Close what is closed under the old policies (the evaluator,
             // still on them, keeps its rows), hand the open buckets over
@@ -469,6 +483,26 @@ impl Sink for ArchiveSink {
             "{outcome}"
         );
     }
+}
+
+/// The oldest and newest timestamps of `ts` not after `refuse_after` (the
+/// others are refused): one future-stamped sample must not move the event
+/// time clock of `import`. `None` when there are none.
+fn event_time_range(
+    ts: &arrow::array::PrimitiveArray<TimestampNanosecondType>,
+    refuse_after: i64,
+) -> Option<(i64, i64)> {
+    let (min, max) = (arrow::compute::min(ts)?, arrow::compute::max(ts)?);
+    if max <= refuse_after {
+        return Some((min, max));
+    }
+    // Rare: some are refused.
+    ts.iter()
+        .flatten()
+        .filter(|&t| t <= refuse_after)
+        .fold(None, |r, t| {
+            Some(r.map_or((t, t), |(lo, hi): (i64, i64)| (lo.min(t), hi.max(t))))
+        })
 }
 
 /// Prints samples as text lines: `TIME METRIC RESOURCE VALUE UNIT [k=v,…]`
@@ -581,7 +615,12 @@ mod tests {
         let rules = PolicyRules::new(&[rule], std::slice::from_ref(&policy)).unwrap();
         let engine = RollupEngine::new(vec![policy.clone()], rules);
         let writer = ArchiveWriter::new(dir, vec![policy].into(), BTreeMap::new());
-        ArchiveSink::new(engine, writer, dir.to_path_buf(), clock).unwrap()
+        let settings = ArchiveSettings {
+            root: dir.to_path_buf(),
+            data_dir: dir.to_path_buf(),
+            max_future: crate::config::DEFAULT_MAX_FUTURE,
+        };
+        ArchiveSink::new(engine, writer, &settings, clock).unwrap()
     }
 
     fn one_series(timestamps: Vec<i64>, values: Vec<f64>) -> Samples {
@@ -640,13 +679,14 @@ mod tests {
             sink.finish();
         };
         // Within the hour allowed: kept, in both modes.
-        save_clock(wall + FUTURE_CLOCK_NS / 2);
+        let max_future = duration_ns(crate::config::DEFAULT_MAX_FUTURE);
+        save_clock(wall + max_future / 2);
         let sink = one_minute_sink(dir.path());
-        assert_eq!(sink.engine.clock(), Some(wall + FUTURE_CLOCK_NS / 2));
+        assert_eq!(sink.engine.clock(), Some(wall + max_future / 2));
         drop(sink);
         // Past it: run sets it back to its start's wall clock, and the
         // expiry floor to a minute (the horizon) before.
-        let future = wall + 10 * FUTURE_CLOCK_NS;
+        let future = wall + 10 * max_future;
         save_clock(future);
         let sink = sink_with_clock(dir.path(), Clock::EventTime);
         assert_eq!(sink.engine.clock(), Some(future));
@@ -659,6 +699,28 @@ mod tests {
             "{clock} not in {wall}..={after}"
         );
         assert_eq!(sink.engine.expired_before(), [clock - 60 * S]);
+    }
+
+    #[test]
+    fn a_future_stamped_sample_is_refused_and_moves_neither_the_import_clock_nor_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = sink_with_clock(dir.path(), Clock::EventTime);
+        let max_future = duration_ns(crate::config::DEFAULT_MAX_FUTURE);
+        let future = crate::pipeline::wall_clock_ns() + 2 * max_future;
+        sink.write("s", &one_series(vec![T0 + S, T0 + 61 * S], vec![1.0, 2.0]));
+        sink.write("s", &one_series(vec![T0 + 62 * S, future], vec![3.0, 4.0]));
+        assert_eq!(sink.report().future, BTreeMap::from([("m".to_owned(), 1)]));
+        assert_eq!(sink.report().accepted, 3);
+        assert_eq!(sink.newest_event, T0 + 62 * S);
+        assert_eq!(sink.engine.clock(), Some(T0 + 62 * S));
+        // The stop's retention runs at the import's clock, 2014-01-01
+        // 00:01:02: the day's row is kept (at the future sample's clock,
+        // the whole archive would have been removed).
+        sink.finish();
+        let policy = &sink.engine.policies()[0];
+        let day = sink.writer.partition_dir(policy, 0, "2014-01-01");
+        assert_eq!(super::super::parquet_files(&day).unwrap().len(), 1);
+        assert_eq!(sink.writer.written(), (1, 1));
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         config.policies.clone().into(),
         digests,
     );
-    let mut sink = ArchiveSink::new(engine, writer, config.archive.data_dir.clone(), Clock::Wall)?
+    let mut sink = ArchiveSink::new(engine, writer, &config.archive, Clock::Wall)?
         .for_config(&config);
     if args.print {
         sink = sink.with_tee(PrintTee::stdout());

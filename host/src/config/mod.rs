@@ -83,7 +83,15 @@ pub struct ArchiveSettings {
     /// (`DATA_DIR/dead-letter/`), the compile cache (`DATA_DIR/cache/`);
     /// default `wasmeter-data` beside the config file.
     pub data_dir: PathBuf,
+    /// How far after the wall clock a measure may be stamped (`max_future`,
+    /// a humantime duration; default 1 h, for clock skew between hosts).
+    /// Later ones are refused by the rollup engine and counted (reason
+    /// `future`), in `run` and `import` alike.
+    pub max_future: Duration,
 }
+
+/// The default of [`ArchiveSettings::max_future`].
+pub const DEFAULT_MAX_FUTURE: Duration = Duration::from_secs(3600);
 
 /// One `[[collector]]` stage.
 #[derive(Debug, Clone, PartialEq)]
@@ -311,6 +319,8 @@ struct RawArchive {
     root: Option<String>,
     /// Working files.
     data_dir: Option<String>,
+    /// How far after the wall clock a measure may be stamped, e.g. `1h`.
+    max_future: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -641,6 +651,11 @@ impl PipelineConfig {
                 .as_deref()
                 .map_or_else(|| data_dir.join("archive"), |r| base.join(r)),
             data_dir,
+            max_future: match &raw.archive.max_future {
+                Some(d) => duration(&src, d, "archive.max_future", &mut errors)
+                    .unwrap_or(DEFAULT_MAX_FUTURE),
+                None => DEFAULT_MAX_FUTURE,
+            },
         };
         let alarms = alarms::build_alarms(&src, raw.alarm, base, (&policies, &rules), &mut errors);
         let notifier = alarms::build_notifier(&src, raw.notifier.as_ref(), &mut errors);

@@ -232,3 +232,24 @@ fn precision_bits_is_read_and_checked_with_its_field() {
         "must be 1 to 52 (bits kept of a value's 52-bit binary fraction; 52 or no precision_bits keeps values exact), got 0"
     );
 }
+
+#[test]
+fn max_future_defaults_to_an_hour_and_must_be_a_positive_duration() {
+    let stage = "[[collector]]\nname = \"c\"\nplugin = \"builtin:procfs\"\ninterval = \"1s\"\n";
+    assert_eq!(
+        parse(stage).unwrap().archive.max_future,
+        Duration::from_secs(3600)
+    );
+    let c = parse(&format!("{stage}[archive]\nmax_future = \"10m\"\n")).unwrap();
+    assert_eq!(c.archive.max_future, Duration::from_secs(600));
+    for (value, message) in [
+        ("0s", "must be greater than zero"),
+        ("soon", "bad duration \"soon\""),
+    ] {
+        let errs = parse(&format!("{stage}[archive]\nmax_future = \"{value}\"\n")).unwrap_err();
+        assert_eq!(errs.0.len(), 1, "{value}");
+        assert_eq!(errs.0[0].line, Some(6));
+        assert_eq!(errs.0[0].field, "archive.max_future");
+        assert!(errs.0[0].message.starts_with(message), "{}", errs.0[0].message);
+    }
+}

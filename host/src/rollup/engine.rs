@@ -98,6 +98,12 @@ pub struct RollupReport {
     /// retention would delete their rows, and for a forgotten series they
     /// could repeat a bucket already written. By metric.
     pub expired: BTreeMap<String, u64>,
+    /// Measures stamped after the limit of [`RollupEngine::refuse_after`]
+    /// (the sink's: the wall clock plus `[archive] max_future`): one clock
+    /// gone wrong would otherwise close its series' buckets at once, refuse
+    /// its real measures as late and, through the clock of `import`, let
+    /// retention delete the archive. By metric.
+    pub future: BTreeMap<String, u64>,
     /// Rows closed (one per series, granularity and non-empty bucket).
     pub rows_closed: u64,
     /// Series forgotten after a silence longer than their policy's
@@ -113,6 +119,7 @@ impl RollupReport {
             &self.no_policy,
             &self.before_epoch,
             &self.expired,
+            &self.future,
         ]
         .iter()
         .flat_map(|m| m.values())
@@ -255,6 +262,8 @@ pub struct RollupEngine {
     /// that lengthens the horizon keeps the old floor: a series forgotten
     /// under the old one may have written buckets up to it).
     expired_before: Vec<i64>,
+    /// Measures stamped after this are refused as future.
+    refuse_after: i64,
     // Scratch buffers reused across batches.
     group_offsets: Vec<usize>,
     group_points: Vec<Point>,
@@ -276,6 +285,7 @@ impl RollupEngine {
             horizons,
             clock: i64::MIN,
             expired_before: vec![i64::MIN; policies.len()],
+            refuse_after: i64::MAX,
             policies: policies.into(),
             rules,
             series: Vec::new(),
@@ -350,6 +360,14 @@ impl RollupEngine {
                 *floor = (*floor).max(self.clock.saturating_sub(*h));
             }
         }
+    }
+
+    /// Refuses the measures of later batches stamped after `t` (ns since the
+    /// Unix epoch, UTC), counting them as [`RollupReport::future`];
+    /// `i64::MAX`, the default, refuses none. The archive sink sets it to
+    /// the wall clock plus `[archive] max_future` before each batch.
+    pub fn refuse_after(&mut self, t: i64) {
+        self.refuse_after = t;
     }
 
     /// Counters so far.
@@ -522,6 +540,7 @@ impl RollupEngine {
             .map_or(i64::MIN, |last| floor(last, block) - block * ebw);
         accept_from = st.open_from.iter().copied().fold(accept_from, i64::max);
         let expire_before = self.expired_before[st.policy];
+        let refuse_after = self.refuse_after;
         let mut prev: Option<i64> = None;
         let mut appended_in_order = true;
         for &(t, v) in new.iter() {
@@ -535,6 +554,10 @@ impl RollupEngine {
                     .before_epoch
                     .entry(st.info.metric.clone())
                     .or_default() += 1;
+                continue;
+            }
+            if t > refuse_after {
+                *self.report.future.entry(st.info.metric.clone()).or_default() += 1;
                 continue;
             }
             if t < accept_from {

@@ -941,3 +941,30 @@ fn a_clock_only_state_restores_no_series_but_the_clock_and_floors() {
     assert_eq!(second.clock(), Some(at("13:00:00")));
     assert_eq!(second.expired_before(), [at("12:50:00")]);
 }
+
+#[test]
+fn measures_stamped_after_the_limit_are_refused_as_future_and_move_nothing() {
+    let p = policy(&[(60, Some(10))], 0, &["count", "sum"]);
+    let mut e = engine(p.clone());
+    e.refuse_after(at("12:05:00"));
+    // At the limit: accepted. After it: refused and counted.
+    ingest(
+        &mut e,
+        &[("12:00:10", 1.0), ("12:05:00", 2.0), ("12:05:01", 4.0)],
+    );
+    ingest(&mut e, &[("23:00:00", 8.0)]);
+    // The wall clock moves on: the series' cutoff stayed where its
+    // accepted measures put it, so a measure of the current minute is
+    // not late (had 23:00:00 been taken, it would be).
+    e.refuse_after(at("12:06:00"));
+    ingest(&mut e, &[("12:05:30", 16.0)]);
+    let r = e.report();
+    assert_eq!(r.future.get("m"), Some(&2));
+    assert_eq!((r.accepted, r.refused()), (3, 2));
+    assert!(r.late.is_empty());
+    let rows = &close_all(&mut e)[0];
+    let buckets: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(buckets, ["12:00:00", "12:05:00"]);
+    assert_eq!(column(&p, rows, "count"), [Some(1.0), Some(2.0)]);
+    assert_eq!(column(&p, rows, "sum"), [Some(1.0), Some(18.0)]);
+}
