@@ -98,13 +98,7 @@ fn write_archive(dir: &Path) -> Vec<(i64, f64)> {
         config.policies.clone().into(),
         BTreeMap::new(),
     );
-    let mut sink = ArchiveSink::new(
-        engine,
-        writer,
-        &config.archive,
-        Clock::EventTime,
-    )
-    .unwrap();
+    let mut sink = ArchiveSink::new(engine, writer, &config.archive, Clock::EventTime).unwrap();
     let data = nab();
     for chunk in data.chunks(500) {
         let rows: Vec<(u32, i64, f64)> = chunk.iter().map(|&(t, v)| (0, t, v)).collect();
@@ -281,13 +275,7 @@ fn a_bucket_split_across_a_restart_is_one_row() {
             config.policies.clone().into(),
             BTreeMap::new(),
         );
-        ArchiveSink::new(
-            engine,
-            writer,
-            &config.archive,
-            Clock::EventTime,
-        )
-        .unwrap()
+        ArchiveSink::new(engine, writer, &config.archive, Clock::EventTime).unwrap()
     };
     let h = 1_388_534_400_000_000_000i64; // 2014-01-01T00:00Z
     let min = 60_000_000_000i64;

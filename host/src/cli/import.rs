@@ -303,8 +303,8 @@ pub fn import(args: ImportArgs) -> Result<(), Failure> {
         config.policies.clone().into(),
         digests,
     );
-    let mut sink = ArchiveSink::new(engine, writer, &config.archive, Clock::EventTime)?
-    .for_config(&config);
+    let mut sink =
+        ArchiveSink::new(engine, writer, &config.archive, Clock::EventTime)?.for_config(&config);
     let rt = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
     if let Some(evaluator) = alarms {
         let mut notifier = Notifier::new(config.notifier, rt.handle().clone())?;

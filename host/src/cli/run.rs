@@ -47,8 +47,8 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         config.policies.clone().into(),
         digests,
     );
-    let mut sink = ArchiveSink::new(engine, writer, &config.archive, Clock::Wall)?
-        .for_config(&config);
+    let mut sink =
+        ArchiveSink::new(engine, writer, &config.archive, Clock::Wall)?.for_config(&config);
     if args.print {
         sink = sink.with_tee(PrintTee::stdout());
     }

@@ -557,7 +557,11 @@ impl RollupEngine {
                 continue;
             }
             if t > refuse_after {
-                *self.report.future.entry(st.info.metric.clone()).or_default() += 1;
+                *self
+                    .report
+                    .future
+                    .entry(st.info.metric.clone())
+                    .or_default() += 1;
                 continue;
             }
             if t < accept_from {
