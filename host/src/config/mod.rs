@@ -18,6 +18,8 @@
 //! interval = "15s"
 //! url = "http://127.0.0.1:9100/metrics"
 //! scrape_timeout = "10s"           # default: the interval, at most 10 s
+//! authorization = { credentials_file = "node.token" }   # Bearer, re-read per scrape
+//! tls_config = { ca_file = "ca.pem" }                   # for an https:// url
 //!
 //! [[transformer]]
 //! name = "memory-mib"
@@ -122,6 +124,68 @@ pub struct ScrapeTarget {
     /// Deadline of one fetch (connect, headers and body); default the
     /// collector's interval, at most 10 s.
     pub timeout: Duration,
+    /// Credentials sent with every fetch (`basic_auth` or `authorization`).
+    pub auth: Option<ScrapeAuth>,
+    /// How the host checks an `https://` target and proves itself to it.
+    pub tls: TlsConfig,
+}
+
+/// The credentials of a scrape, as Prometheus's `basic_auth` and
+/// `authorization` (at most one of them per collector).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScrapeAuth {
+    /// `Authorization: Basic base64(username:password)`.
+    Basic {
+        /// The user name.
+        username: String,
+        /// The password (empty when the config gives none).
+        password: Secret,
+    },
+    /// `Authorization: SCHEME CREDENTIALS`.
+    Authorization {
+        /// The scheme, `Bearer` unless the config's `type` says otherwise.
+        scheme: String,
+        /// The credentials, e.g. a token.
+        credentials: Secret,
+    },
+}
+
+/// A password or token: in the config, or in a file read on every scrape
+/// (so a rotated token is used from the next scrape on; surrounding
+/// whitespace, such as the file's final newline, is not part of it).
+/// `Debug` never shows an inline value.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Secret {
+    /// Given in the config file.
+    Inline(String),
+    /// Read from this file (relative paths are resolved against the config
+    /// file's folder).
+    File(PathBuf),
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Secret::Inline(_) => f.write_str("Inline(***)"),
+            Secret::File(p) => f.debug_tuple("File").field(p).finish(),
+        }
+    }
+}
+
+/// A collector's `tls_config`, as Prometheus's. The files are PEM, read
+/// when the stage starts (a bad file fails the start or the reload, naming
+/// it); relative paths are resolved against the config file's folder.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// CA certificates that replace the built-in roots (webpki's) for
+    /// checking the target.
+    pub ca_file: Option<PathBuf>,
+    /// The client certificate (chain) for mutual TLS, with `key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// The client certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: Option<PathBuf>,
+    /// Accept any certificate of the target: for tests only.
+    pub insecure_skip_verify: bool,
 }
 
 impl ScrapeTarget {
@@ -339,6 +403,15 @@ struct RawCollector {
     /// Deadline of one scrape.
     #[serde(default)]
     scrape_timeout: Option<Spanned<String>>,
+    /// Basic authentication of the scrape.
+    #[serde(default)]
+    basic_auth: Option<Spanned<RawBasicAuth>>,
+    /// `Authorization` header of the scrape.
+    #[serde(default)]
+    authorization: Option<Spanned<RawAuthorization>>,
+    /// TLS of an `https://` scrape.
+    #[serde(default)]
+    tls_config: Option<Spanned<RawTlsConfig>>,
     /// Settings passed to `init`.
     #[serde(default)]
     settings: Option<Spanned<toml::Table>>,
@@ -378,6 +451,34 @@ struct RawTransformer {
 
 fn yes() -> bool {
     true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBasicAuth {
+    username: Spanned<String>,
+    password: Option<Spanned<String>>,
+    password_file: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuthorization {
+    /// The scheme; default `Bearer`.
+    #[serde(rename = "type")]
+    scheme: Option<Spanned<String>>,
+    credentials: Option<Spanned<String>>,
+    credentials_file: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTlsConfig {
+    ca_file: Option<Spanned<String>>,
+    cert_file: Option<Spanned<String>>,
+    key_file: Option<Spanned<String>>,
+    #[serde(default)]
+    insecure_skip_verify: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -503,7 +604,7 @@ impl PipelineConfig {
             let limits = limits(&src, &c.limits, &format!("{field}.limits"), &mut errors);
             let settings = settings(&src, &c.settings, &format!("{field}.settings"), &mut errors);
             let interval = interval.unwrap_or(Duration::from_secs(1));
-            let scrape = scrape_target(&src, c, interval, &field, &mut errors);
+            let scrape = scrape_target(&src, c, interval, base, &field, &mut errors);
             collectors.push(CollectorConfig {
                 name: c.name.get_ref().clone(),
                 plugin: PluginSource::parse(c.plugin.get_ref(), base),
@@ -771,21 +872,34 @@ fn duration(
     }
 }
 
-/// The `url` and `scrape_timeout` of a collector, checked.
+/// The `url`, `scrape_timeout`, `basic_auth`, `authorization` and
+/// `tls_config` of a collector, checked.
 fn scrape_target(
     src: &Source<'_>,
     c: &RawCollector,
     interval: Duration,
+    base: &Path,
     field: &str,
     errors: &mut Vec<ConfigError>,
 ) -> Option<ScrapeTarget> {
     let Some(raw) = &c.url else {
-        if let Some(t) = &c.scrape_timeout {
-            errors.push(src.error(
-                Some(t.span()),
-                format!("{field}.scrape_timeout"),
-                "only a collector with a `url` scrapes",
-            ));
+        let scrape_only = [
+            (
+                "scrape_timeout",
+                c.scrape_timeout.as_ref().map(Spanned::span),
+            ),
+            ("basic_auth", c.basic_auth.as_ref().map(Spanned::span)),
+            ("authorization", c.authorization.as_ref().map(Spanned::span)),
+            ("tls_config", c.tls_config.as_ref().map(Spanned::span)),
+        ];
+        for (key, span) in scrape_only {
+            if let Some(span) = span {
+                errors.push(src.error(
+                    Some(span),
+                    format!("{field}.{key}"),
+                    "only a collector with a `url` scrapes",
+                ));
+            }
         }
         return None;
     };
@@ -845,7 +959,176 @@ fn scrape_target(
             "a scraping collector's decoder gets no grants (the host fetches the url)",
         ));
     }
-    Some(ScrapeTarget { url, timeout })
+    let auth = scrape_auth(src, c, &url, base, field, errors);
+    let tls = match &c.tls_config {
+        Some(t) => tls_config(src, t, &url, base, &format!("{field}.tls_config"), errors),
+        None => TlsConfig::default(),
+    };
+    Some(ScrapeTarget {
+        url,
+        timeout,
+        auth,
+        tls,
+    })
+}
+
+/// A secret given inline (`key`) or in a file (`{key}_file`): `Ok(None)`
+/// when neither is there, `Err` (the error pushed) when both are.
+fn secret(
+    src: &Source<'_>,
+    inline: Option<&Spanned<String>>,
+    file: Option<&Spanned<String>>,
+    base: &Path,
+    field: &str,
+    key: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Result<Option<Secret>, ()> {
+    match (inline, file) {
+        (Some(_), Some(f)) => {
+            errors.push(src.error(
+                Some(f.span()),
+                format!("{field}.{key}_file"),
+                format!("give `{key}` or `{key}_file`, not both"),
+            ));
+            Err(())
+        }
+        (Some(v), None) => Ok(Some(Secret::Inline(v.get_ref().clone()))),
+        (None, Some(f)) => Ok(Some(Secret::File(base.join(f.get_ref())))),
+        (None, None) => Ok(None),
+    }
+}
+
+/// The credentials of a scrape: `basic_auth` or `authorization`.
+fn scrape_auth(
+    src: &Source<'_>,
+    c: &RawCollector,
+    url: &reqwest::Url,
+    base: &Path,
+    field: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<ScrapeAuth> {
+    let span = match (&c.basic_auth, &c.authorization) {
+        (Some(_), Some(a)) => {
+            errors.push(src.error(
+                Some(a.span()),
+                format!("{field}.authorization"),
+                "give `basic_auth` or `authorization`, not both",
+            ));
+            return None;
+        }
+        (Some(b), None) => b.span(),
+        (None, Some(a)) => a.span(),
+        (None, None) => return None,
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        errors.push(src.error(
+            Some(span),
+            format!("{field}.url"),
+            "the url has credentials too: give them in one place",
+        ));
+        return None;
+    }
+    if let Some(b) = &c.basic_auth {
+        let field = format!("{field}.basic_auth");
+        let b = b.get_ref();
+        let password = secret(
+            src,
+            b.password.as_ref(),
+            b.password_file.as_ref(),
+            base,
+            &field,
+            "password",
+            errors,
+        )
+        .ok()?;
+        return Some(ScrapeAuth::Basic {
+            username: b.username.get_ref().clone(),
+            password: password.unwrap_or(Secret::Inline(String::new())),
+        });
+    }
+    let a = c.authorization.as_ref()?.get_ref();
+    let field = format!("{field}.authorization");
+    let scheme = match &a.scheme {
+        None => "Bearer".to_owned(),
+        Some(t) if t.get_ref().eq_ignore_ascii_case("basic") => {
+            errors.push(src.error(
+                Some(t.span()),
+                format!("{field}.type"),
+                "use `basic_auth` for Basic authentication",
+            ));
+            return None;
+        }
+        Some(t) if t.get_ref().is_empty() || !t.get_ref().bytes().all(|b| b.is_ascii_graphic()) => {
+            errors.push(src.error(
+                Some(t.span()),
+                format!("{field}.type"),
+                format!(
+                    "{:?} is not an authentication scheme (e.g. Bearer)",
+                    t.get_ref()
+                ),
+            ));
+            return None;
+        }
+        Some(t) => t.get_ref().clone(),
+    };
+    let credentials = secret(
+        src,
+        a.credentials.as_ref(),
+        a.credentials_file.as_ref(),
+        base,
+        &field,
+        "credentials",
+        errors,
+    )
+    .ok()?;
+    let Some(credentials) = credentials else {
+        errors.push(src.error(
+            Some(span),
+            field,
+            "needs `credentials` or `credentials_file`",
+        ));
+        return None;
+    };
+    Some(ScrapeAuth::Authorization {
+        scheme,
+        credentials,
+    })
+}
+
+/// A collector's `tls_config`, checked: only for an `https://` url, a
+/// client certificate with its key.
+fn tls_config(
+    src: &Source<'_>,
+    t: &Spanned<RawTlsConfig>,
+    url: &reqwest::Url,
+    base: &Path,
+    field: &str,
+    errors: &mut Vec<ConfigError>,
+) -> TlsConfig {
+    if url.scheme() != "https" {
+        errors.push(src.error(Some(t.span()), field, "applies to an https:// url only"));
+    }
+    let raw = t.get_ref();
+    match (&raw.cert_file, &raw.key_file) {
+        (Some(c), None) => errors.push(src.error(
+            Some(c.span()),
+            format!("{field}.key_file"),
+            "a `cert_file` needs its `key_file`",
+        )),
+        (None, Some(k)) => errors.push(src.error(
+            Some(k.span()),
+            format!("{field}.cert_file"),
+            "a `key_file` needs its `cert_file`",
+        )),
+        _ => {}
+    }
+    let path = |p: &Option<Spanned<String>>| p.as_ref().map(|p| base.join(p.get_ref()));
+    TlsConfig {
+        ca_file: path(&raw.ca_file),
+        cert_file: path(&raw.cert_file),
+        key_file: path(&raw.key_file),
+        insecure_skip_verify: raw.insecure_skip_verify,
+    }
 }
 
 fn settings(

@@ -250,6 +250,143 @@ fn max_future_defaults_to_an_hour_and_must_be_a_positive_duration() {
         assert_eq!(errs.0.len(), 1, "{value}");
         assert_eq!(errs.0[0].line, Some(6));
         assert_eq!(errs.0[0].field, "archive.max_future");
-        assert!(errs.0[0].message.starts_with(message), "{}", errs.0[0].message);
+        assert!(
+            errs.0[0].message.starts_with(message),
+            "{}",
+            errs.0[0].message
+        );
     }
+}
+
+/// A scraping collector with `extra` lines after its `url`.
+fn scrape_with(url: &str, extra: &str) -> String {
+    format!(
+        "[[collector]]\nname = \"node\"\nplugin = \"builtin:openmetrics\"\ninterval = \"15s\"\nurl = \"{url}\"\n{extra}"
+    )
+}
+
+#[test]
+fn scrape_credentials_and_tls_are_read_with_paths_beside_the_config() {
+    let c = parse(&scrape_with(
+        "https://node:9100/metrics",
+        "authorization = { credentials_file = \"secrets/node.token\" }\n\
+         tls_config = { ca_file = \"ca.pem\", cert_file = \"/pki/me.pem\", key_file = \"me.key\" }\n",
+    ))
+    .unwrap();
+    let t = c.collectors[0].scrape.as_ref().unwrap();
+    assert_eq!(
+        t.auth,
+        Some(ScrapeAuth::Authorization {
+            scheme: "Bearer".into(),
+            credentials: Secret::File("/etc/wasmeter/secrets/node.token".into()),
+        })
+    );
+    assert_eq!(
+        t.tls,
+        TlsConfig {
+            ca_file: Some("/etc/wasmeter/ca.pem".into()),
+            cert_file: Some("/pki/me.pem".into()),
+            key_file: Some("/etc/wasmeter/me.key".into()),
+            insecure_skip_verify: false,
+        }
+    );
+    let c = parse(&scrape_with(
+        "http://node:9100/metrics",
+        "basic_auth = { username = \"prom\", password = \"s3cret\" }\n",
+    ))
+    .unwrap();
+    let auth = c.collectors[0].scrape.as_ref().unwrap().auth.clone();
+    assert_eq!(
+        auth,
+        Some(ScrapeAuth::Basic {
+            username: "prom".into(),
+            password: Secret::Inline("s3cret".into()),
+        })
+    );
+    // The password never shows in a debug print of the config.
+    assert!(!format!("{c:?}").contains("s3cret"));
+    let c = parse(&scrape_with(
+        "http://node:9100/metrics",
+        "authorization = { type = \"Token\", credentials = \"t\" }\n",
+    ))
+    .unwrap();
+    let auth = c.collectors[0].scrape.as_ref().unwrap().auth.clone();
+    assert!(matches!(auth, Some(ScrapeAuth::Authorization { scheme, .. }) if scheme == "Token"));
+}
+
+#[test]
+fn conflicting_or_misplaced_scrape_credentials_are_refused_with_their_line() {
+    let https = "https://node:9100/metrics";
+    let cases = [
+        (
+            https,
+            "basic_auth = { username = \"a\" }\nauthorization = { credentials = \"t\" }\n",
+            7,
+            "collector[0].authorization",
+            "give `basic_auth` or `authorization`, not both",
+        ),
+        (
+            https,
+            "basic_auth = { username = \"a\", password = \"p\", password_file = \"f\" }\n",
+            6,
+            "collector[0].basic_auth.password_file",
+            "give `password` or `password_file`, not both",
+        ),
+        (
+            https,
+            "authorization = { type = \"Bearer\" }\n",
+            6,
+            "collector[0].authorization",
+            "needs `credentials` or `credentials_file`",
+        ),
+        (
+            https,
+            "authorization = { type = \"Basic\", credentials = \"x\" }\n",
+            6,
+            "collector[0].authorization.type",
+            "use `basic_auth` for Basic authentication",
+        ),
+        (
+            "https://u:p@node:9100/metrics",
+            "authorization = { credentials = \"t\" }\n",
+            6,
+            "collector[0].url",
+            "the url has credentials too: give them in one place",
+        ),
+        (
+            "http://node:9100/metrics",
+            "tls_config = { ca_file = \"ca.pem\" }\n",
+            6,
+            "collector[0].tls_config",
+            "applies to an https:// url only",
+        ),
+        (
+            https,
+            "tls_config = { cert_file = \"me.pem\" }\n",
+            6,
+            "collector[0].tls_config.key_file",
+            "a `cert_file` needs its `key_file`",
+        ),
+    ];
+    for (url, extra, line, field, message) in cases {
+        let errs = parse(&scrape_with(url, extra)).unwrap_err();
+        assert_eq!(errs.0.len(), 1, "{extra}: {errs}");
+        assert_eq!(
+            (
+                errs.0[0].line,
+                errs.0[0].field.as_str(),
+                errs.0[0].message.as_str()
+            ),
+            (Some(line), field, message),
+            "{extra}"
+        );
+    }
+    // Without a url, nothing is scraped.
+    let errs = parse(
+        "[[collector]]\nname = \"c\"\nplugin = \"builtin:procfs\"\ninterval = \"1s\"\n\
+         basic_auth = { username = \"a\" }\n",
+    )
+    .unwrap_err();
+    assert_eq!(errs.0[0].field, "collector[0].basic_auth");
+    assert_eq!(errs.0[0].message, "only a collector with a `url` scrapes");
 }

@@ -34,7 +34,7 @@ pub(super) type Ready = HashMap<String, StageInstance>;
 ///
 /// # Errors
 /// The first stage whose plugin is missing, of the wrong world, or whose
-/// `init` fails.
+/// `init` fails; or whose scrape target cannot be set up.
 pub(super) fn instantiate(
     config: &PipelineConfig,
     plugins: &HashMap<PluginSource, Arc<Plugin>>,
@@ -53,7 +53,12 @@ pub(super) fn instantiate(
     for c in &config.collectors {
         if !ready.contains_key(&c.name) && !skip.contains(&c.name) {
             let p = plugin_of(&c.name, &c.plugin)?;
-            let i = source(p, c).map_err(|e| PipelineError::Stage {
+            let scraper = c.scrape.as_ref().map(Scraper::new).transpose();
+            let scraper = scraper.map_err(|reason| PipelineError::Scrape {
+                stage: c.name.clone(),
+                reason,
+            })?;
+            let i = source(p, c, scraper).map_err(|e| PipelineError::Stage {
                 stage: c.name.clone(),
                 source: e,
             })?;
@@ -96,17 +101,20 @@ pub(crate) fn check_source_world(p: &Plugin, scrapes: bool) -> Result<(), plugin
 
 /// A collector stage's instance: a pollster, or a decoder when the stage
 /// has a `url` (its settings then get `resource_id` = the target's
-/// `host:port` unless they set one).
-fn source(p: Arc<Plugin>, c: &CollectorConfig) -> Result<Source, plugin::PluginError> {
+/// `host:port` unless they set one) with `scraper`, the stage's target.
+fn source(
+    p: Arc<Plugin>,
+    c: &CollectorConfig,
+    scraper: Option<Scraper>,
+) -> Result<Source, plugin::PluginError> {
     check_source_world(&p, c.scrape.is_some())?;
-    match &c.scrape {
-        Some(target) => {
+    match (&c.scrape, scraper) {
+        (Some(target), Some(scraper)) => {
             let settings = scrape_settings(&c.settings, &target.instance());
-            plugin::Decoder::new(p, &c.name, &settings, &c.grants, c.limits).map(Source::Scrape)
+            plugin::Decoder::new(p, &c.name, &settings, &c.grants, c.limits)
+                .map(|d| Source::Scrape(d, Arc::new(scraper)))
         }
-        None => {
-            plugin::Collector::new(p, &c.name, &c.settings, &c.grants, c.limits).map(Source::Poll)
-        }
+        _ => plugin::Collector::new(p, &c.name, &c.settings, &c.grants, c.limits).map(Source::Poll),
     }
 }
 
@@ -230,7 +238,6 @@ impl Graph {
                 common: common(&c.name, &settings, &c.grants, c.limits, outputs),
                 instance: Some(instance),
                 interval: c.interval,
-                scraper: c.scrape.as_ref().map(Scraper::new),
             };
             tasks.spawn(stage.run(stop_rx.clone()));
         }

@@ -135,6 +135,15 @@ pub enum PipelineError {
         /// The plugin's error.
         source: PluginError,
     },
+    /// A scraping collector's target cannot be set up: e.g. a
+    /// `tls_config` file that cannot be read or holds no certificate.
+    #[error("stage {stage}: {reason}")]
+    Scrape {
+        /// The stage.
+        stage: String,
+        /// One line naming the field and file.
+        reason: String,
+    },
 }
 
 /// What a reload changed.

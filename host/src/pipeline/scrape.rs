@@ -12,13 +12,17 @@
 //!
 //! `up` is 1 when the fetch succeeded and the decoder accepted the body
 //! (lenient decoders accept a body with some bad lines), 0 otherwise.
+//!
+//! Credentials (`basic_auth`, `authorization`) go with every request, a
+//! `_file` secret read afresh each time; `tls_config`'s files are read
+//! when the stage starts ([`Scraper::new`]).
 
 use std::time::Duration;
 
 use super::telemetry::Builder;
 use crate::batch::Samples;
 use crate::bindings::SampleType;
-use crate::config::ScrapeTarget;
+use crate::config::{ScrapeAuth, ScrapeTarget, Secret, TlsConfig};
 
 /// What the scraper asks for: OpenMetrics first, then Prometheus text, then
 /// anything (as Prometheus's own scraper does).
@@ -45,27 +49,31 @@ pub(super) struct Body {
 }
 
 impl Scraper {
-    pub(super) fn new(target: &ScrapeTarget) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(target.timeout)
-            .user_agent(concat!("wasmeter/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_else(|e| {
-                // Only a broken TLS backend fails here; the default client
-                // still scrapes, with the outer timeout of `fetch`.
-                tracing::error!("scrape client: {e}; using the default client");
-                reqwest::Client::new()
-            });
+    /// The scraper of `target`, its TLS files read.
+    ///
+    /// # Errors
+    /// A one-line reason naming the `tls_config` field and file: it cannot
+    /// be read, holds no PEM certificate, or the client certificate and
+    /// key do not make an identity.
+    pub(super) fn new(target: &ScrapeTarget) -> Result<Self, String> {
+        let client = tls(
+            reqwest::Client::builder()
+                .timeout(target.timeout)
+                .user_agent(concat!("wasmeter/", env!("CARGO_PKG_VERSION"))),
+            &target.tls,
+        )?
+        .build()
+        .map_err(|e| format!("cannot make the scrape's HTTP client: {e}"))?;
         let mut shown = target.url.clone();
         if shown.password().is_some() {
             let _ = shown.set_password(Some("***"));
         }
-        Scraper {
+        Ok(Scraper {
             instance: target.instance(),
             shown: shown.to_string(),
             target: target.clone(),
             client,
-        }
+        })
     }
 
     /// The target URL as logs show it: its password, if any, as `***`.
@@ -76,21 +84,47 @@ impl Scraper {
     /// GETs the target within its timeout.
     ///
     /// # Errors
-    /// A one-line reason: connection refused, timeout, an HTTP status other
-    /// than 2xx, a body over [`MAX_BODY_BYTES`].
+    /// A one-line reason: a secret file that cannot be read, connection
+    /// refused, a TLS failure (e.g. an unknown issuer), timeout, an HTTP
+    /// status other than 2xx, a body over [`MAX_BODY_BYTES`].
     pub(super) async fn fetch(&self) -> Result<Body, String> {
+        let mut request = self
+            .client
+            .get(self.target.url.clone())
+            .header(reqwest::header::ACCEPT, ACCEPT)
+            .header(
+                "X-Prometheus-Scrape-Timeout-Seconds",
+                format!("{}", self.target.timeout.as_secs_f64()),
+            );
+        match &self.target.auth {
+            None => {}
+            Some(ScrapeAuth::Basic { username, password }) => {
+                let password = reveal(password, "basic_auth.password_file").await?;
+                request = request.basic_auth(username, Some(password));
+            }
+            Some(ScrapeAuth::Authorization {
+                scheme,
+                credentials,
+            }) => {
+                let field = match credentials {
+                    Secret::Inline(_) => "authorization.credentials",
+                    Secret::File(_) => "authorization.credentials_file",
+                };
+                let credentials = reveal(credentials, field).await?;
+                let mut value = reqwest::header::HeaderValue::from_str(&format!(
+                    "{scheme} {credentials}"
+                ))
+                .map_err(|_| {
+                    format!(
+                        "{field}: the credentials hold a character not allowed in an HTTP header"
+                    )
+                })?;
+                value.set_sensitive(true);
+                request = request.header(reqwest::header::AUTHORIZATION, value);
+            }
+        }
         let fetch = async {
-            let mut response = self
-                .client
-                .get(self.target.url.clone())
-                .header(reqwest::header::ACCEPT, ACCEPT)
-                .header(
-                    "X-Prometheus-Scrape-Timeout-Seconds",
-                    format!("{}", self.target.timeout.as_secs_f64()),
-                )
-                .send()
-                .await
-                .map_err(|e| reason(&e))?;
+            let mut response = request.send().await.map_err(|e| reason(&e))?;
             let status = response.status();
             if !status.is_success() {
                 return Err(format!("HTTP status {status}"));
@@ -165,6 +199,59 @@ impl Scraper {
     }
 }
 
+/// `builder` with `config`'s CA certificates, client identity and
+/// verification.
+fn tls(
+    mut builder: reqwest::ClientBuilder,
+    config: &TlsConfig,
+) -> Result<reqwest::ClientBuilder, String> {
+    let read = |field: &str, path: &std::path::Path| {
+        std::fs::read(path)
+            .map_err(|e| format!("tls_config.{field} {}: cannot read: {e}", path.display()))
+    };
+    if let Some(path) = &config.ca_file {
+        let certificates = reqwest::Certificate::from_pem_bundle(&read("ca_file", path)?)
+            .map_err(|e| format!("tls_config.ca_file {}: {e}", path.display()))?;
+        if certificates.is_empty() {
+            return Err(format!(
+                "tls_config.ca_file {}: no PEM certificate in it",
+                path.display()
+            ));
+        }
+        // As Prometheus: the file's CAs replace the built-in roots.
+        builder = builder.tls_built_in_root_certs(false);
+        for c in certificates {
+            builder = builder.add_root_certificate(c);
+        }
+    }
+    if let (Some(cert), Some(key)) = (&config.cert_file, &config.key_file) {
+        let mut pem = read("cert_file", cert)?;
+        pem.push(b'\n');
+        pem.extend(read("key_file", key)?);
+        let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+            format!(
+                "tls_config.cert_file {} and key_file {}: {e}",
+                cert.display(),
+                key.display()
+            )
+        })?;
+        builder = builder.identity(identity);
+    }
+    Ok(builder.danger_accept_invalid_certs(config.insecure_skip_verify))
+}
+
+/// The value of `secret`: as given, or its file's content without the
+/// surrounding whitespace.
+async fn reveal(secret: &Secret, field: &str) -> Result<String, String> {
+    match secret {
+        Secret::Inline(s) => Ok(s.clone()),
+        Secret::File(path) => tokio::fs::read_to_string(path)
+            .await
+            .map(|s| s.trim().to_owned())
+            .map_err(|e| format!("{field} {}: cannot read: {e}", path.display())),
+    }
+}
+
 /// reqwest's error with its causes, on one line.
 fn reason(e: &reqwest::Error) -> String {
     let mut out = if e.is_timeout() {
@@ -181,4 +268,293 @@ fn reason(e: &reqwest::Error) -> String {
         source = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::{Arc, Mutex};
+
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa,
+        KeyPair, KeyUsagePurpose,
+    };
+    use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    use tokio_rustls::rustls::server::WebPkiClientVerifier;
+    use tokio_rustls::rustls::{RootCertStore, ServerConfig};
+
+    use super::*;
+
+    /// The `Authorization` header of every request a [`serve`] target got.
+    type Seen = Arc<Mutex<Vec<Option<String>>>>;
+
+    /// A target on 127.0.0.1 answering `up 1` to every GET, over TLS when
+    /// `tls` is given; returns its `host:port` and what it saw.
+    async fn serve(tls: Option<Arc<ServerConfig>>) -> (String, Seen) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let seen: Seen = Arc::default();
+        let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+        let s = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (s, acceptor) = (s.clone(), acceptor.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        move |req: hyper::Request<hyper::body::Incoming>| {
+                            let auth = req.headers().get("authorization");
+                            let auth = auth.map(|v| v.to_str().unwrap().to_owned());
+                            s.lock().unwrap().push(auth);
+                            let body = http_body_util::Full::new(bytes::Bytes::from("up 1\n"));
+                            async move { Ok::<_, std::convert::Infallible>(hyper::Response::new(body)) }
+                        },
+                    );
+                    let http = hyper::server::conn::http1::Builder::new();
+                    let _ = match acceptor {
+                        // A failed handshake is the test's point, not an error here.
+                        Some(a) => match a.accept(stream).await {
+                            Ok(tls) => {
+                                let io = hyper_util::rt::TokioIo::new(tls);
+                                http.serve_connection(io, service).await
+                            }
+                            Err(_) => return,
+                        },
+                        None => {
+                            let io = hyper_util::rt::TokioIo::new(stream);
+                            http.serve_connection(io, service).await
+                        }
+                    };
+                });
+            }
+        });
+        (addr, seen)
+    }
+
+    fn target(url: &str, auth: Option<ScrapeAuth>, tls: TlsConfig) -> ScrapeTarget {
+        ScrapeTarget {
+            url: url.parse().unwrap(),
+            timeout: Duration::from_secs(5),
+            auth,
+            tls,
+        }
+    }
+
+    async fn fetch(target: &ScrapeTarget) -> Result<String, String> {
+        let body = Scraper::new(target)?.fetch().await?;
+        Ok(String::from_utf8(body.bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_bearer_token_file_is_read_on_every_scrape() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "abc123\n").unwrap();
+        let (addr, seen) = serve(None).await;
+        let url = format!("http://{addr}/metrics");
+        let t = target(
+            &url,
+            Some(ScrapeAuth::Authorization {
+                scheme: "Bearer".into(),
+                credentials: Secret::File(token.clone()),
+            }),
+            TlsConfig::default(),
+        );
+        let scraper = Scraper::new(&t).unwrap();
+        assert_eq!(scraper.fetch().await.unwrap().bytes, b"up 1\n");
+        // Rotated: the next scrape sends the new token.
+        std::fs::write(&token, "  def456  ").unwrap();
+        scraper.fetch().await.unwrap();
+        std::fs::remove_file(&token).unwrap();
+        let err = scraper.fetch().await.err().unwrap();
+        assert!(
+            err.starts_with(&format!(
+                "authorization.credentials_file {}: cannot read: ",
+                token.display()
+            )),
+            "{err}"
+        );
+        // No credentials, no header.
+        fetch(&target(&url, None, TlsConfig::default()))
+            .await
+            .unwrap();
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                Some("Bearer abc123".to_owned()),
+                Some("Bearer def456".to_owned()),
+                None
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn basic_auth_and_another_scheme_send_their_header() {
+        let (addr, seen) = serve(None).await;
+        let url = format!("http://{addr}/metrics");
+        let basic = ScrapeAuth::Basic {
+            username: "alice".into(),
+            password: Secret::Inline("open:sesame".into()),
+        };
+        fetch(&target(&url, Some(basic), TlsConfig::default()))
+            .await
+            .unwrap();
+        let custom = ScrapeAuth::Authorization {
+            scheme: "Token".into(),
+            credentials: Secret::Inline("t0k3n".into()),
+        };
+        fetch(&target(&url, Some(custom), TlsConfig::default()))
+            .await
+            .unwrap();
+        let bad = ScrapeAuth::Authorization {
+            scheme: "Bearer".into(),
+            credentials: Secret::Inline("two\nlines".into()),
+        };
+        let err = fetch(&target(&url, Some(bad), TlsConfig::default()))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            "authorization.credentials: the credentials hold a character not allowed in an HTTP header"
+        );
+        // base64("alice:open:sesame"), computed apart.
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                Some("Basic YWxpY2U6b3BlbjpzZXNhbWU=".to_owned()),
+                Some("Token t0k3n".to_owned())
+            ]
+        );
+    }
+
+    /// A CA, a server certificate for 127.0.0.1 and a client certificate
+    /// it signed, written as PEM files in `dir`; the server's config, which
+    /// asks for a client certificate of the CA when `mutual`.
+    fn pki(dir: &Path, mutual: bool) -> Arc<ServerConfig> {
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+        let server_key = KeyPair::generate().unwrap();
+        let server = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+            .unwrap()
+            .signed_by(&server_key, &ca)
+            .unwrap();
+        let client_key = KeyPair::generate().unwrap();
+        let mut client = CertificateParams::new(vec!["wasmeter".to_owned()]).unwrap();
+        client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let client = client.signed_by(&client_key, &ca).unwrap();
+        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+        std::fs::write(dir.join("client.pem"), client.pem()).unwrap();
+        std::fs::write(dir.join("client.key"), client_key.serialize_pem()).unwrap();
+        let builder = ServerConfig::builder();
+        let builder = if mutual {
+            let mut roots = RootCertStore::empty();
+            roots.add(ca.der().clone()).unwrap();
+            builder.with_client_cert_verifier(
+                WebPkiClientVerifier::builder(Arc::new(roots))
+                    .build()
+                    .unwrap(),
+            )
+        } else {
+            builder.with_no_client_auth()
+        };
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der()));
+        Arc::new(
+            builder
+                .with_single_cert(vec![server.der().clone()], key)
+                .unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn an_https_target_is_checked_against_the_ca_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (addr, seen) = serve(Some(pki(dir.path(), false))).await;
+        let url = format!("https://{addr}/metrics");
+        let with_ca = TlsConfig {
+            ca_file: Some(dir.path().join("ca.pem")),
+            ..TlsConfig::default()
+        };
+        assert_eq!(fetch(&target(&url, None, with_ca)).await.unwrap(), "up 1\n");
+        // The built-in roots do not know the test's CA.
+        let err = fetch(&target(&url, None, TlsConfig::default()))
+            .await
+            .unwrap_err();
+        assert!(err.contains("UnknownIssuer"), "{err}");
+        let skip = TlsConfig {
+            insecure_skip_verify: true,
+            ..TlsConfig::default()
+        };
+        assert_eq!(fetch(&target(&url, None, skip)).await.unwrap(), "up 1\n");
+        assert_eq!(seen.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_client_certificate_opens_a_mutual_tls_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let (addr, seen) = serve(Some(pki(dir.path(), true))).await;
+        let url = format!("https://{addr}/metrics");
+        let ca_only = TlsConfig {
+            ca_file: Some(dir.path().join("ca.pem")),
+            ..TlsConfig::default()
+        };
+        let mutual = TlsConfig {
+            cert_file: Some(dir.path().join("client.pem")),
+            key_file: Some(dir.path().join("client.key")),
+            ..ca_only.clone()
+        };
+        assert_eq!(fetch(&target(&url, None, mutual)).await.unwrap(), "up 1\n");
+        // Without a certificate the server ends the handshake.
+        fetch(&target(&url, None, ca_only)).await.unwrap_err();
+        assert_eq!(seen.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn bad_tls_files_fail_the_start_naming_field_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        pki(dir.path(), false);
+        let d = dir.path();
+        std::fs::write(d.join("garbage.pem"), "not a certificate\n").unwrap();
+        let url = "https://127.0.0.1:1/metrics";
+        let start = |tls: TlsConfig| Scraper::new(&target(url, None, tls)).err().unwrap();
+        let missing = d.join("missing.pem");
+        let err = start(TlsConfig {
+            ca_file: Some(missing.clone()),
+            ..TlsConfig::default()
+        });
+        assert!(
+            err.starts_with(&format!(
+                "tls_config.ca_file {}: cannot read: ",
+                missing.display()
+            )),
+            "{err}"
+        );
+        let err = start(TlsConfig {
+            ca_file: Some(d.join("garbage.pem")),
+            ..TlsConfig::default()
+        });
+        assert_eq!(
+            err,
+            format!(
+                "tls_config.ca_file {}: no PEM certificate in it",
+                d.join("garbage.pem").display()
+            )
+        );
+        // The certificate twice: no key.
+        let err = start(TlsConfig {
+            cert_file: Some(d.join("client.pem")),
+            key_file: Some(d.join("client.pem")),
+            ..TlsConfig::default()
+        });
+        assert!(
+            err.starts_with(&format!(
+                "tls_config.cert_file {0} and key_file {0}: ",
+                d.join("client.pem").display()
+            )),
+            "{err}"
+        );
+    }
 }

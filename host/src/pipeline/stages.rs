@@ -27,14 +27,15 @@ pub(super) enum StageInstance {
 /// What a collector stage runs: a pollster, or a decoder of scraped bodies.
 pub(super) enum Source {
     Poll(plugin::Collector),
-    Scrape(plugin::Decoder),
+    /// The decoder and the target it decodes.
+    Scrape(plugin::Decoder, Arc<Scraper>),
 }
 
 impl Source {
     fn needs_recycling(&self) -> bool {
         match self {
             Source::Poll(c) => c.needs_recycling(),
-            Source::Scrape(d) => d.needs_recycling(),
+            Source::Scrape(d, _) => d.needs_recycling(),
         }
     }
 }
@@ -49,21 +50,23 @@ impl plugin::Instance for Source {
     ) -> Result<Self, PluginError> {
         Ok(match self {
             Source::Poll(c) => Source::Poll(c.respawn(name, settings, grants, limits)?),
-            Source::Scrape(d) => Source::Scrape(d.respawn(name, settings, grants, limits)?),
+            Source::Scrape(d, s) => {
+                Source::Scrape(d.respawn(name, settings, grants, limits)?, s.clone())
+            }
         })
     }
 
     fn stats(&self) -> &plugin::CallStats {
         match self {
             Source::Poll(c) => c.stats(),
-            Source::Scrape(d) => d.stats(),
+            Source::Scrape(d, _) => d.stats(),
         }
     }
 
     fn reset_stats(&mut self) {
         match self {
             Source::Poll(c) => c.reset_stats(),
-            Source::Scrape(d) => d.reset_stats(),
+            Source::Scrape(d, _) => d.reset_stats(),
         }
     }
 }
@@ -172,8 +175,6 @@ pub(super) struct CollectorStage {
     pub(super) common: StageCommon,
     pub(super) instance: Option<Source>,
     pub(super) interval: Duration,
-    /// The target, when the plugin is a decoder.
-    pub(super) scraper: Option<Scraper>,
 }
 
 impl CollectorStage {
@@ -191,7 +192,7 @@ impl CollectorStage {
             if c.backoff.resting(Instant::now()) {
                 c.report.plugin.count_error(PluginErrorKind::BackedOff);
                 // A resting scrape is still a scrape that failed: `up` 0.
-                if let Some(scraper) = &self.scraper
+                if let Some(Source::Scrape(_, scraper)) = &self.instance
                     && let Some(health) = scraper.health(&c.name, tick, false, Duration::ZERO, 0)
                 {
                     send_all(&c.outputs, &c.name, health).await;
@@ -201,6 +202,7 @@ impl CollectorStage {
             let Some(instance) = self.instance.take() else {
                 break;
             };
+            let scrapes = matches!(instance, Source::Scrape(..));
             let result = match instance {
                 Source::Poll(mut instance) => {
                     let (instance, result) = tokio::task::spawn_blocking(move || {
@@ -212,7 +214,7 @@ impl CollectorStage {
                     self.instance = Some(Source::Poll(instance));
                     Some(result)
                 }
-                Source::Scrape(decoder) => self.scrape(decoder, tick).await,
+                Source::Scrape(decoder, scraper) => self.scrape(decoder, scraper, tick).await,
             };
             match result {
                 Some(Ok(batch)) => {
@@ -222,9 +224,7 @@ impl CollectorStage {
                 }
                 // A body the decoder refuses is the target's fault, as a
                 // failed fetch is: logged and counted, no back-off.
-                Some(Err(e))
-                    if self.scraper.is_some() && e.kind == PluginErrorKind::InvalidInput =>
-                {
+                Some(Err(e)) if scrapes && e.kind == PluginErrorKind::InvalidInput => {
                     tracing::error!(stage = %self.common.name, kind = %e.kind, "{e}");
                 }
                 Some(Err(e)) => {
@@ -250,23 +250,20 @@ impl CollectorStage {
     async fn scrape(
         &mut self,
         mut decoder: plugin::Decoder,
+        scraper: Arc<Scraper>,
         tick: i64,
     ) -> Option<Result<Samples, PluginError>> {
-        let scraper = self
-            .scraper
-            .as_ref()
-            .expect("a decoder stage has a scrape target");
         let started = Instant::now();
         let body = match scraper.fetch().await {
             Ok(body) => body,
             Err(reason) => {
-                self.instance = Some(Source::Scrape(decoder));
                 let c = &mut self.common;
                 c.report.scrape_failures += 1;
                 tracing::warn!(stage = %c.name, url = %scraper.shown_url(), "scrape failed: {reason}");
                 if let Some(health) = scraper.health(&c.name, tick, false, started.elapsed(), 0) {
                     send_all(&c.outputs, &c.name, health).await;
                 }
+                self.instance = Some(Source::Scrape(decoder, scraper));
                 return None;
             }
         };
@@ -276,7 +273,6 @@ impl CollectorStage {
         })
         .await
         .expect("decoder call panicked");
-        self.instance = Some(Source::Scrape(decoder));
         let c = &mut self.common;
         let result = result.map(|decoded| {
             log_rejected(&c.name, scraper.shown_url(), &decoded.rejected);
@@ -289,6 +285,7 @@ impl CollectorStage {
         {
             send_all(&c.outputs, &c.name, health).await;
         }
+        self.instance = Some(Source::Scrape(decoder, scraper));
         Some(result)
     }
 
