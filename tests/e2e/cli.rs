@@ -257,3 +257,29 @@ settings = {{ scale = 0.0009765625, unit = "KiB" }}
         "{text}"
     );
 }
+
+#[test]
+fn a_scrape_tls_file_that_cannot_be_read_is_refused_by_check_and_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tls.toml");
+    std::fs::write(
+        &path,
+        "[[collector]]\nname = \"node\"\nplugin = \"builtin:openmetrics\"\ninterval = \"15s\"\n\
+         url = \"https://127.0.0.1:9100/metrics\"\ntls_config = { ca_file = \"pki/ca.pem\" }\n",
+    )
+    .unwrap();
+    let expected = format!(
+        "error: {}: stage node: tls_config.ca_file {}: cannot read: ",
+        path.display(),
+        dir.path().join("pki/ca.pem").display()
+    );
+    for command in ["check", "run"] {
+        let o = wasmeter().arg(command).arg(&path).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{command}: {}", stderr(&o));
+        assert!(
+            stderr(&o).starts_with(&expected),
+            "{command}: {}",
+            stderr(&o)
+        );
+    }
+}

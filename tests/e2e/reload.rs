@@ -339,3 +339,57 @@ fn replacing_a_plugin_file_changes_the_output_from_the_next_batch() {
     assert_eq!(values.last().unwrap().1, "3831959552 B", "{err}");
     assert!(err.contains("reloaded: changed=convert"), "{err}");
 }
+
+#[test]
+fn a_reload_whose_scrape_tls_file_is_missing_keeps_the_old_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let scrape = r#"
+[[collector]]
+name = "node"
+plugin = "builtin:openmetrics"
+interval = "1s"
+url = "https://127.0.0.1:9/metrics"
+tls_config = { ca_file = "pki/ca.pem" }
+"#;
+    let sink = Collect::default();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut p = Pipeline::start(
+            &config(dir.path(), r#"{ unit = "a" }"#, ""),
+            &runtime(),
+            sink.clone(),
+        )
+        .unwrap();
+        let s = sink.clone();
+        tokio::task::spawn_blocking(move || wait_for(&s, 1))
+            .await
+            .unwrap();
+        let err = p
+            .reload(config(dir.path(), r#"{ unit = "b" }"#, scrape))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!(
+                "stage node: tls_config.ca_file {}: cannot read: ",
+                dir.path().join("pki/ca.pem").display()
+            )),
+            "{err}"
+        );
+        // The old graph goes on: more batches, all of unit "a".
+        let before = sink.0.lock().unwrap().len();
+        let s = sink.clone();
+        tokio::task::spawn_blocking(move || wait_for(&s, before + 2))
+            .await
+            .unwrap();
+        p.stop().await
+    });
+    let batches = sink.0.lock().unwrap();
+    for b in batches.iter() {
+        let d = b.column(3).as_dictionary::<arrow::datatypes::Int32Type>();
+        assert_eq!(
+            d.values().as_string::<i32>().iter().collect::<Vec<_>>(),
+            [Some("a")]
+        );
+    }
+}

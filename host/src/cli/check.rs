@@ -89,6 +89,18 @@ pub(super) fn load_and_check(path: &std::path::Path) -> Result<Checked, Failure>
             Err(e) => problems.push(at(name, &e)),
         }
     }
+    // The scrape targets' TLS files, as the stages' start reads them.
+    for c in &config.collectors {
+        if let Some(target) = &c.scrape
+            && let Err(reason) = crate::pipeline::check_scrape_target(target)
+        {
+            problems.push(format!(
+                "error: {}: stage {}: {reason}",
+                path.display(),
+                c.name
+            ));
+        }
+    }
     // Always an evaluator, so that a reload can add the first alarm.
     let mut alarms = None;
     match AlarmEvaluator::new(&config, &runtime) {

@@ -27,7 +27,7 @@ mod telemetry;
 pub use backoff::Backoff;
 pub use dead_letter::DeadLetter;
 pub(crate) use graph::check_source_world;
-pub use scrape::{ACCEPT, MAX_BODY_BYTES};
+pub use scrape::{ACCEPT, MAX_BODY_BYTES, check_scrape_target};
 pub use stages::log_rejected;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -199,6 +199,15 @@ impl Scraper {
     }
 }
 
+/// Sets up `target`'s HTTP client as a scraping stage's start does, for
+/// `wasmeter check`.
+///
+/// # Errors
+/// As [`Scraper::new`]: a `tls_config` file that cannot be used, named.
+pub fn check_scrape_target(target: &ScrapeTarget) -> Result<(), String> {
+    Scraper::new(target).map(drop)
+}
+
 /// `builder` with `config`'s CA certificates, client identity and
 /// verification.
 fn tls(
