@@ -353,3 +353,160 @@ fn sql_over_the_archive_with_a_table_per_policy() {
         "{err}"
     );
 }
+
+#[test]
+fn measures_resample_into_calendar_groups_weeks_from_sunday() {
+    // One measure of 1 a day from 2024-01-01 (a Monday) to 2024-03-01
+    // (61 days, 2024 is a leap year); a later one closes the last day.
+    let dir = tempfile::tempdir().unwrap();
+    let day0 = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+    let midnight = |d: chrono::NaiveDate| d.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp();
+    let mut lines = String::new();
+    for n in 0..61 {
+        let t = midnight(day0 + chrono::Days::new(n)) + 3600;
+        lines.push_str(&format!("d,host=r1 value=1 {t}\n"));
+    }
+    lines.push_str(&format!(
+        "d,host=r1 value=1 {}\n",
+        midnight(day0) + 70 * 86_400
+    ));
+    std::fs::write(dir.path().join("d.lp"), lines).unwrap();
+    std::fs::write(
+        dir.path().join("wasmeter.toml"),
+        r#"
+[archive]
+root = "archive"
+
+[[archive_policy]]
+name = "daily"
+back_window = 0
+aggregation_methods = ["sum", "rate:sum"]
+definition = [{ granularity = "1d", timespan = "400d" }]
+
+[[archive_policy_rule]]
+name = "all"
+metric_pattern = "*"
+archive_policy_name = "daily"
+"#,
+    )
+    .unwrap();
+    let import = wasmeter()
+        .current_dir(dir.path())
+        .args(["import", "--format", "influx", "--precision", "s"])
+        .args(["-c", "wasmeter.toml", "d.lp"])
+        .output()
+        .unwrap();
+    stdout(&import);
+    let resample = |group: &str| {
+        let args = [
+            "measures",
+            "--metric",
+            "d",
+            "--aggregation",
+            "sum",
+            "--granularity",
+            "1d",
+            "--resample",
+            group,
+            "--format",
+            "csv",
+        ];
+        points(&stdout(&run(&dir, &args)))
+    };
+    let day = |s: &str| format!("{s}T00:00:00Z");
+    let expect = |rows: &[(&str, &str)], g: &str| -> Vec<(String, String, String)> {
+        rows.iter()
+            .map(|(d, v)| (day(d), g.to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    // The sum of daily sums: the days of each group.
+    assert_eq!(
+        resample("M"),
+        expect(
+            &[
+                ("2024-01-01", "31.0"),
+                ("2024-02-01", "29.0"),
+                ("2024-03-01", "1.0")
+            ],
+            "M"
+        )
+    );
+    for (group, first) in [
+        ("Q", "2024-01-01"),
+        ("H", "2024-01-01"),
+        ("Y", "2024-01-01"),
+    ] {
+        assert_eq!(resample(group), expect(&[(first, "61.0")], group));
+    }
+    // Weeks start on Sunday: 2023-12-31 holds Jan 1–6, then 7 full weeks,
+    // then Feb 25–Mar 1.
+    let mut weeks = vec![("2023-12-31", "6.0")];
+    let sundays = [
+        "2024-01-07",
+        "2024-01-14",
+        "2024-01-21",
+        "2024-01-28",
+        "2024-02-04",
+        "2024-02-11",
+        "2024-02-18",
+    ];
+    weeks.extend(sundays.iter().map(|d| (*d, "7.0")));
+    weeks.push(("2024-02-25", "6.0"));
+    assert_eq!(resample("W"), expect(&weeks, "W"));
+    // JSON gives the group's letter for the granularity, as Gnocchi.
+    let json = stdout(&run(
+        &dir,
+        &[
+            "measures",
+            "--metric",
+            "d",
+            "--aggregation",
+            "sum",
+            "--granularity",
+            "1d",
+            "--resample",
+            "Q",
+            "--format",
+            "json",
+        ],
+    ));
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        doc[0]["measures"],
+        serde_json::json!([[day("2024-01-01"), "Q", 61.0]])
+    );
+    // Not a group nor a duration; a rate of rates: refused.
+    let bad = run(
+        &dir,
+        &[
+            "measures",
+            "--metric",
+            "d",
+            "--granularity",
+            "1d",
+            "--resample",
+            "X",
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("or a calendar group (Y, H, Q, M, W)"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let rate = run(
+        &dir,
+        &[
+            "measures",
+            "--metric",
+            "d",
+            "--aggregation",
+            "rate:sum",
+            "--granularity",
+            "1d",
+            "--resample",
+            "M",
+        ],
+    );
+    assert_eq!(rate.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&rate.stderr).contains("rate:sum cannot be resampled"));
+}

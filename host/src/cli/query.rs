@@ -9,9 +9,11 @@ use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 
 use super::{Failure, now_ns};
 use crate::config::PipelineConfig;
-use crate::query::measures::{MeasuresQuery, measures};
+use crate::query::measures::{MeasuresQuery, Resample, measures};
 use crate::query::reader::SeriesPoints;
-use crate::query::time::{format_seconds, format_time, parse_granularity, parse_time};
+use crate::query::time::{
+    CalendarGroup, format_seconds, format_time, parse_granularity, parse_time,
+};
 use crate::rollup::AggregationMethod;
 
 /// Output format of the query commands.
@@ -83,8 +85,9 @@ pub struct MeasuresArgs {
     /// Until this time, exclusive; same forms as `--start`.
     #[arg(long, allow_hyphen_values = true)]
     pub stop: Option<String>,
-    /// Re-apply the method into buckets of this width (needs
-    /// `--granularity`).
+    /// Re-apply the method into buckets of this width, or into calendar
+    /// groups: `Y`, `H` (half-year), `Q`, `M`, `W` (weeks from Sunday), UTC
+    /// (needs `--granularity`).
     #[arg(long)]
     pub resample: Option<String>,
     /// Output format: a table, JSON (an array of series, each with its
@@ -145,7 +148,12 @@ pub fn measures_cmd(args: MeasuresArgs) -> Result<(), Failure> {
         resample: args
             .resample
             .as_deref()
-            .map(parse_granularity)
+            .map(|r| match CalendarGroup::parse(r.trim()) {
+                Some(group) => Ok(Resample::Calendar(group)),
+                None => parse_granularity(r)
+                    .map(Resample::Width)
+                    .map_err(|e| format!("{e}, or a calendar group (Y, H, Q, M, W)")),
+            })
             .transpose()
             .map_err(usage("--resample"))?,
     };
@@ -186,7 +194,7 @@ pub(super) fn print_series(series: &[SeriesPoints], format: OutputFormat) -> any
                         s.key.resource_id.clone(),
                         attributes_text(&s.key.attributes),
                         format_time(*ts),
-                        format_seconds(s.granularity),
+                        granularity_text(s),
                         format!("{v:?}"),
                     ]);
                 }
@@ -203,7 +211,12 @@ pub(super) fn print_series(series: &[SeriesPoints], format: OutputFormat) -> any
                         "attributes": s.key.attributes.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect::<serde_json::Map<String, serde_json::Value>>(),
                         "unit": s.unit,
                         "measures": s.timestamps.iter().zip(&s.values).map(|(t, v)| {
-                            serde_json::json!([format_time(*t), s.granularity as f64 / 1e9, json_number(*v)])
+                            let g = match s.calendar {
+                                // As Gnocchi: the group's letter.
+                                Some(group) => serde_json::Value::from(group.letter()),
+                                None => serde_json::Value::from(s.granularity as f64 / 1e9),
+                            };
+                            serde_json::json!([format_time(*t), g, json_number(*v)])
                         }).collect::<Vec<_>>(),
                     })
                 })
@@ -228,7 +241,7 @@ pub(super) fn print_series(series: &[SeriesPoints], format: OutputFormat) -> any
                         s.key.resource_id.as_str(),
                         &attributes_text(&s.key.attributes),
                         &format_time(*ts),
-                        &format_seconds(s.granularity),
+                        &granularity_text(s),
                         &format!("{v:?}"),
                     ])?;
                 }
@@ -246,6 +259,14 @@ pub(super) fn json_number(v: f64) -> serde_json::Value {
         || serde_json::Value::String(format!("{v}")),
         serde_json::Value::Number,
     )
+}
+
+/// The granularity column: seconds, or a calendar group's letter.
+fn granularity_text(s: &SeriesPoints) -> String {
+    match s.calendar {
+        Some(group) => group.letter().to_owned(),
+        None => format_seconds(s.granularity),
+    }
 }
 
 fn attributes_text(attributes: &[(String, String)]) -> String {

@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use super::reader::{self, ScanStats, Selection, SeriesPoints};
+use super::time::CalendarGroup;
 use crate::rollup::{AggregationMethod, BucketScratch, aggregate, floor};
 
 /// A measures query.
@@ -24,8 +25,18 @@ pub struct MeasuresQuery {
     pub start: Option<i64>,
     /// Stop (ns), exclusive on bucket timestamps.
     pub stop: Option<i64>,
-    /// Re-aggregate into buckets of this width (ns) with the same method.
-    pub resample: Option<i64>,
+    /// Re-aggregate the points with the same method.
+    pub resample: Option<Resample>,
+}
+
+/// How a measures read re-aggregates its points (Gnocchi's `resample`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resample {
+    /// Into buckets of this width, ns, floored from the Unix epoch; a
+    /// multiple of the granularity.
+    Width(i64),
+    /// Into calendar groups (months, weeks…), in UTC.
+    Calendar(CalendarGroup),
 }
 
 /// Why a measures query failed.
@@ -77,7 +88,7 @@ pub fn measures(
         if q.aggregation.rate {
             return Err(MeasuresError::ResampleRate(q.aggregation.to_string()));
         }
-        if let Some(r) = q.resample
+        if let Some(Resample::Width(r)) = q.resample
             && r % g != 0
         {
             return Err(MeasuresError::ResampleNotMultiple {
@@ -127,17 +138,23 @@ pub fn measures(
     Ok((series, stats))
 }
 
-/// Re-applies `method` to the points of `s` in buckets of `width` ns
-/// (floored from the Unix epoch), in place.
-pub fn resample(s: &mut SeriesPoints, width: i64, method: AggregationMethod) {
+/// Re-applies `method` to the points of `s` in buckets of `by`, in place:
+/// of `width` ns floored from the Unix epoch (`s.granularity` becomes
+/// `width`), or calendar groups (`s.calendar` is set, the granularity
+/// stays the points' own).
+pub fn resample(s: &mut SeriesPoints, by: Resample, method: AggregationMethod) {
+    let bucket_of = |t: i64| match by {
+        Resample::Width(width) => floor(t, width),
+        Resample::Calendar(group) => group.floor(t),
+    };
     let mut timestamps = Vec::new();
     let mut values = Vec::new();
     let mut scratch = BucketScratch::default();
     let mut i = 0;
     while i < s.timestamps.len() {
-        let bucket = floor(s.timestamps[i], width);
+        let bucket = bucket_of(s.timestamps[i]);
         let mut j = i;
-        while j < s.timestamps.len() && floor(s.timestamps[j], width) == bucket {
+        while j < s.timestamps.len() && bucket_of(s.timestamps[j]) == bucket {
             j += 1;
         }
         scratch.reset();
@@ -149,5 +166,8 @@ pub fn resample(s: &mut SeriesPoints, width: i64, method: AggregationMethod) {
     }
     s.timestamps = timestamps;
     s.values = values;
-    s.granularity = width;
+    match by {
+        Resample::Width(width) => s.granularity = width,
+        Resample::Calendar(group) => s.calendar = Some(group),
+    }
 }

@@ -74,6 +74,9 @@ pub struct SeriesPoints {
     pub unit: String,
     /// Bucket width, ns.
     pub granularity: i64,
+    /// The calendar group of a calendar resample (then the buckets are
+    /// months, weeks…, and `granularity` is the width they were made of).
+    pub calendar: Option<super::time::CalendarGroup>,
     /// Bucket starts, ns since the Unix epoch, UTC, ascending.
     pub timestamps: Vec<i64>,
     /// One value per bucket.
@@ -525,6 +528,7 @@ fn collect(
                 key: map_key.1.clone(),
                 unit: unit_names.value(unit.keys().value(row) as usize).to_owned(),
                 granularity: g,
+                calendar: None,
                 timestamps: Vec::new(),
                 values: Vec::new(),
             }),

@@ -1,6 +1,6 @@
 //! Times and durations as Gnocchi's API accepts them.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Utc};
 
 /// Parses a point in time into ns since the Unix epoch, UTC:
 ///
@@ -60,6 +60,75 @@ pub fn parse_time(s: &str, now_ns: i64) -> Result<i64, String> {
             .ok_or_else(bad);
     }
     Err(bad())
+}
+
+/// A calendar group of Gnocchi's resample (its `calendar.GROUPINGS`): the
+/// points of a year, half-year, quarter, month or week (weeks start on
+/// Sunday), in UTC, labelled by the group's first day at 00:00.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CalendarGroup {
+    /// `Y`: from January 1.
+    Year,
+    /// `H`: from January 1 or July 1.
+    Half,
+    /// `Q`: from January, April, July or October 1.
+    Quarter,
+    /// `M`: from the 1st of the month.
+    Month,
+    /// `W`: from Sunday.
+    Week,
+}
+
+impl CalendarGroup {
+    /// The group of `letter`: exactly `Y`, `H`, `Q`, `M` or `W`, as
+    /// Gnocchi (a duration such as `1M` is not a group).
+    pub fn parse(letter: &str) -> Option<Self> {
+        Some(match letter {
+            "Y" => Self::Year,
+            "H" => Self::Half,
+            "Q" => Self::Quarter,
+            "M" => Self::Month,
+            "W" => Self::Week,
+            _ => return None,
+        })
+    }
+
+    /// The group's letter.
+    pub fn letter(self) -> &'static str {
+        match self {
+            Self::Year => "Y",
+            Self::Half => "H",
+            Self::Quarter => "Q",
+            Self::Month => "M",
+            Self::Week => "W",
+        }
+    }
+
+    /// The start of the group holding `t` (ns since the Unix epoch, UTC).
+    pub fn floor(self, t: i64) -> i64 {
+        const DAY: i64 = 86_400_000_000_000;
+        let days = t.div_euclid(DAY);
+        let first_day = match self {
+            // 1970-01-01 was a Thursday: day -4 a Sunday.
+            Self::Week => (days + 4).div_euclid(7) * 7 - 4,
+            _ => {
+                let date = DateTime::from_timestamp_nanos(t).date_naive();
+                let month0 = date.month0();
+                let month0 = match self {
+                    Self::Year => 0,
+                    Self::Half => month0 / 6 * 6,
+                    Self::Quarter => month0 / 3 * 3,
+                    _ => month0,
+                };
+                let first = NaiveDate::from_ymd_opt(date.year(), month0 + 1, 1)
+                    .expect("the first of a month exists");
+                first
+                    .signed_duration_since(DateTime::UNIX_EPOCH.date_naive())
+                    .num_days()
+            }
+        };
+        first_day.saturating_mul(DAY)
+    }
 }
 
 /// Parses a granularity or window: seconds as a number (`60`, `0.5`), or a
@@ -133,6 +202,72 @@ mod tests {
                 .unwrap_err()
                 .contains("\"yesterday\" is not a time")
         );
+    }
+
+    #[test]
+    fn calendar_groups_start_on_their_first_day_weeks_on_sunday() {
+        let t = |s: &str| parse_time(s, NOW).unwrap();
+        use CalendarGroup::*;
+        // Expected days computed apart (Python's datetime).
+        for (at, want) in [
+            (
+                "2024-05-15T13:00:00Z",
+                [
+                    "2024-01-01",
+                    "2024-01-01",
+                    "2024-04-01",
+                    "2024-05-01",
+                    "2024-05-12",
+                ],
+            ),
+            (
+                "2024-08-20T23:59:59Z",
+                [
+                    "2024-01-01",
+                    "2024-07-01",
+                    "2024-07-01",
+                    "2024-08-01",
+                    "2024-08-18",
+                ],
+            ),
+            (
+                "1969-12-31T12:00:00Z",
+                [
+                    "1969-01-01",
+                    "1969-07-01",
+                    "1969-10-01",
+                    "1969-12-01",
+                    "1969-12-28",
+                ],
+            ),
+            (
+                "1970-01-01T00:00:00Z",
+                [
+                    "1970-01-01",
+                    "1970-01-01",
+                    "1970-01-01",
+                    "1970-01-01",
+                    "1969-12-28",
+                ],
+            ),
+            (
+                "2024-05-12T00:00:00Z",
+                [
+                    "2024-01-01",
+                    "2024-01-01",
+                    "2024-04-01",
+                    "2024-05-01",
+                    "2024-05-12",
+                ],
+            ),
+        ] {
+            for (group, day) in [Year, Half, Quarter, Month, Week].into_iter().zip(want) {
+                assert_eq!(group.floor(t(at)), t(day), "{at} {group:?}");
+                assert_eq!(CalendarGroup::parse(group.letter()), Some(group));
+            }
+        }
+        assert_eq!(CalendarGroup::parse("1M"), None);
+        assert_eq!(CalendarGroup::parse("m"), None);
     }
 
     #[test]
