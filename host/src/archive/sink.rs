@@ -261,6 +261,9 @@ impl ArchiveSink {
     /// expired, future) and `metric`, all cumulative; and the gauge `series`, the series the
     /// engine holds (before this ingestion).
     fn self_telemetry(&mut self, ts: i64) {
+        // Stamped by the sink's own clock: never refused as future, however
+        // long ago the last batch set the limit.
+        self.engine.refuse_after(ts.saturating_add(self.max_future));
         use crate::bindings::{SampleType, WitSeries};
         let r = self.engine.report().clone();
         let mut series = Vec::new();
@@ -721,6 +724,23 @@ mod tests {
         let day = sink.writer.partition_dir(policy, 0, "2014-01-01");
         assert_eq!(super::super::parquet_files(&day).unwrap().len(), 1);
         assert_eq!(sink.writer.written(), (1, 1));
+    }
+
+    #[test]
+    fn self_telemetry_is_not_refused_as_future_long_after_the_last_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = one_minute_sink(dir.path());
+        let wall = crate::pipeline::wall_clock_ns();
+        sink.write("s", &one_series(vec![wall], vec![1.0]));
+        // Two hours without a batch: the limit the batch left (its wall
+        // clock plus an hour) is behind the counters' stamp.
+        for _ in 0..TELEMETRY_EVERY_TICKS {
+            sink.tick(wall + 7200 * S);
+        }
+        assert!(sink.report().future.is_empty(), "{:?}", sink.report().future);
+        // The batch's sample, then accepted, rows_closed, series_forgotten
+        // and series.
+        assert_eq!(sink.report().accepted, 1 + 4);
     }
 
     #[test]
