@@ -737,7 +737,11 @@ mod tests {
         for _ in 0..TELEMETRY_EVERY_TICKS {
             sink.tick(wall + 7200 * S);
         }
-        assert!(sink.report().future.is_empty(), "{:?}", sink.report().future);
+        assert!(
+            sink.report().future.is_empty(),
+            "{:?}",
+            sink.report().future
+        );
         // The batch's sample, then accepted, rows_closed, series_forgotten
         // and series.
         assert_eq!(sink.report().accepted, 1 + 4);

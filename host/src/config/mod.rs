@@ -116,8 +116,9 @@ pub struct CollectorConfig {
 }
 
 /// What a scraping collector fetches. The URL is the whole network grant:
-/// the host fetches it, the decoder plugin itself has no network.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// the host fetches it, the decoder plugin itself has no network. `Debug`
+/// shows the URL's password as `***`.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ScrapeTarget {
     /// `http://` or `https://` URL, fetched with GET on every tick.
     pub url: reqwest::Url,
@@ -188,7 +189,27 @@ pub struct TlsConfig {
     pub insecure_skip_verify: bool,
 }
 
+impl fmt::Debug for ScrapeTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScrapeTarget")
+            .field("url", &self.shown_url())
+            .field("timeout", &self.timeout)
+            .field("auth", &self.auth)
+            .field("tls", &self.tls)
+            .finish()
+    }
+}
+
 impl ScrapeTarget {
+    /// The URL as logs show it: its password, if any, as `***`.
+    pub fn shown_url(&self) -> String {
+        let mut shown = self.url.clone();
+        if shown.password().is_some() {
+            let _ = shown.set_password(Some("***"));
+        }
+        shown.to_string()
+    }
+
     /// `host:port` of the URL (the port is the scheme's default when the
     /// URL has none): the default resource id of the scraped samples, as
     /// Prometheus's `instance` label.
@@ -911,7 +932,7 @@ fn scrape_target(
                 format!("{field}.url"),
                 format!(
                     "{:?}: expected an http:// or https:// URL with a host (scheme {:?})",
-                    raw.get_ref(),
+                    without_password(raw.get_ref()),
                     u.scheme()
                 ),
             ));
@@ -921,7 +942,7 @@ fn scrape_target(
             errors.push(src.error(
                 Some(raw.span()),
                 format!("{field}.url"),
-                format!("{:?} is not a URL: {e}", raw.get_ref()),
+                format!("{:?} is not a URL: {e}", without_password(raw.get_ref())),
             ));
             return None;
         }
@@ -970,6 +991,20 @@ fn scrape_target(
         auth,
         tls,
     })
+}
+
+/// `url` for an error message: whatever stands between `://` and the
+/// last `@` of the authority (user and password) as `***`.
+fn without_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    match authority.rfind('@') {
+        Some(at) => format!("{}***{}", &url[..scheme_end], &rest[at..]),
+        None => url.to_owned(),
+    }
 }
 
 /// A secret given inline (`key`) or in a file (`{key}_file`): `Ok(None)`
@@ -1081,6 +1116,16 @@ fn scrape_auth(
         errors,
     )
     .ok()?;
+    if let (Some(Secret::Inline(c)), Some(raw)) = (&credentials, &a.credentials)
+        && reqwest::header::HeaderValue::from_str(&format!("{scheme} {c}")).is_err()
+    {
+        errors.push(src.error(
+            Some(raw.span()),
+            format!("{field}.credentials"),
+            "holds a character not allowed in an HTTP header (e.g. a line break)",
+        ));
+        return None;
+    }
     let Some(credentials) = credentials else {
         errors.push(src.error(
             Some(span),

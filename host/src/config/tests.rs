@@ -354,6 +354,13 @@ fn conflicting_or_misplaced_scrape_credentials_are_refused_with_their_line() {
             "the url has credentials too: give them in one place",
         ),
         (
+            https,
+            "authorization = { credentials = \"two\\nlines\" }\n",
+            6,
+            "collector[0].authorization.credentials",
+            "holds a character not allowed in an HTTP header (e.g. a line break)",
+        ),
+        (
             "http://node:9100/metrics",
             "tls_config = { ca_file = \"ca.pem\" }\n",
             6,
@@ -381,6 +388,15 @@ fn conflicting_or_misplaced_scrape_credentials_are_refused_with_their_line() {
             "{extra}"
         );
     }
+    // A URL's password stays out of messages and debug prints.
+    let errs = parse(&scrape_with("htps://prom:pa55@node:9100/metrics", "")).unwrap_err();
+    assert_eq!(
+        errs.0[0].message,
+        "\"htps://***@node:9100/metrics\": expected an http:// or https:// URL with a host (scheme \"htps\")"
+    );
+    let c = parse(&scrape_with("http://prom:pa55@node:9100/metrics", "")).unwrap();
+    let debug = format!("{c:?}");
+    assert!(debug.contains("http://prom:***@node:9100/metrics") && !debug.contains("pa55"));
     // Without a url, nothing is scraped.
     let errs = parse(
         "[[collector]]\nname = \"c\"\nplugin = \"builtin:procfs\"\ninterval = \"1s\"\n\

@@ -63,14 +63,20 @@ impl Scraper {
             &target.tls,
         )?
         .build()
-        .map_err(|e| format!("cannot make the scrape's HTTP client: {e}"))?;
-        let mut shown = target.url.clone();
-        if shown.password().is_some() {
-            let _ = shown.set_password(Some("***"));
-        }
+        .map_err(|e| match (&target.tls.cert_file, &target.tls.key_file) {
+            // rustls checks the identity here: e.g. a key of another
+            // certificate.
+            (Some(cert), Some(key)) => format!(
+                "tls_config.cert_file {} and key_file {}: {}",
+                cert.display(),
+                key.display(),
+                reason(&e)
+            ),
+            _ => format!("cannot make the scrape's HTTP client: {}", reason(&e)),
+        })?;
         Ok(Scraper {
             instance: target.instance(),
-            shown: shown.to_string(),
+            shown: target.shown_url(),
             target: target.clone(),
             client,
         })
@@ -88,7 +94,7 @@ impl Scraper {
     /// refused, a TLS failure (e.g. an unknown issuer), timeout, an HTTP
     /// status other than 2xx, a body over [`MAX_BODY_BYTES`].
     pub(super) async fn fetch(&self) -> Result<Body, String> {
-        let mut request = self
+        let request = self
             .client
             .get(self.target.url.clone())
             .header(reqwest::header::ACCEPT, ACCEPT)
@@ -96,34 +102,9 @@ impl Scraper {
                 "X-Prometheus-Scrape-Timeout-Seconds",
                 format!("{}", self.target.timeout.as_secs_f64()),
             );
-        match &self.target.auth {
-            None => {}
-            Some(ScrapeAuth::Basic { username, password }) => {
-                let password = reveal(password, "basic_auth.password_file").await?;
-                request = request.basic_auth(username, Some(password));
-            }
-            Some(ScrapeAuth::Authorization {
-                scheme,
-                credentials,
-            }) => {
-                let field = match credentials {
-                    Secret::Inline(_) => "authorization.credentials",
-                    Secret::File(_) => "authorization.credentials_file",
-                };
-                let credentials = reveal(credentials, field).await?;
-                let mut value = reqwest::header::HeaderValue::from_str(&format!(
-                    "{scheme} {credentials}"
-                ))
-                .map_err(|_| {
-                    format!(
-                        "{field}: the credentials hold a character not allowed in an HTTP header"
-                    )
-                })?;
-                value.set_sensitive(true);
-                request = request.header(reqwest::header::AUTHORIZATION, value);
-            }
-        }
+        // Inside the deadline: a secret file on a stuck mount is bounded too.
         let fetch = async {
+            let request = self.authorize(request).await?;
             let mut response = request.send().await.map_err(|e| reason(&e))?;
             let status = response.status();
             if !status.is_success() {
@@ -152,6 +133,41 @@ impl Scraper {
             Ok(r) => r,
             Err(_) => Err(format!("timed out after {:?}", self.target.timeout)),
         }
+    }
+
+    /// `request` with the target's credentials, a `_file` secret read now.
+    async fn authorize(
+        &self,
+        mut request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, String> {
+        match &self.target.auth {
+            None => {}
+            Some(ScrapeAuth::Basic { username, password }) => {
+                let password = reveal(password, "basic_auth.password_file").await?;
+                request = request.basic_auth(username, Some(password));
+            }
+            Some(ScrapeAuth::Authorization {
+                scheme,
+                credentials,
+            }) => {
+                let field = match credentials {
+                    Secret::Inline(_) => "authorization.credentials",
+                    Secret::File(_) => "authorization.credentials_file",
+                };
+                let credentials = reveal(credentials, field).await?;
+                let mut value = reqwest::header::HeaderValue::from_str(&format!(
+                    "{scheme} {credentials}"
+                ))
+                .map_err(|_| {
+                    format!(
+                        "{field}: the credentials hold a character not allowed in an HTTP header"
+                    )
+                })?;
+                value.set_sensitive(true);
+                request = request.header(reqwest::header::AUTHORIZATION, value);
+            }
+        }
+        Ok(request)
     }
 
     /// The scrape's health samples at `tick`.
@@ -220,7 +236,7 @@ fn tls(
     };
     if let Some(path) = &config.ca_file {
         let certificates = reqwest::Certificate::from_pem_bundle(&read("ca_file", path)?)
-            .map_err(|e| format!("tls_config.ca_file {}: {e}", path.display()))?;
+            .map_err(|e| format!("tls_config.ca_file {}: {}", path.display(), reason(&e)))?;
         if certificates.is_empty() {
             return Err(format!(
                 "tls_config.ca_file {}: no PEM certificate in it",
@@ -239,9 +255,10 @@ fn tls(
         pem.extend(read("key_file", key)?);
         let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
             format!(
-                "tls_config.cert_file {} and key_file {}: {e}",
+                "tls_config.cert_file {} and key_file {}: {}",
                 cert.display(),
-                key.display()
+                key.display(),
+                reason(&e)
             )
         })?;
         builder = builder.identity(identity);
@@ -457,7 +474,16 @@ mod tests {
         let client = client.signed_by(&client_key, &ca).unwrap();
         std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
         std::fs::write(dir.join("client.pem"), client.pem()).unwrap();
-        std::fs::write(dir.join("client.key"), client_key.serialize_pem()).unwrap();
+        // As `openssl ecparam -genkey` writes it: the curve (P-256) first.
+        let ec_parameters =
+            "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n";
+        let key = format!("{ec_parameters}{}", client_key.serialize_pem());
+        std::fs::write(dir.join("client.key"), key).unwrap();
+        std::fs::write(
+            dir.join("other.key"),
+            KeyPair::generate().unwrap().serialize_pem(),
+        )
+        .unwrap();
         let builder = ServerConfig::builder();
         let builder = if mutual {
             let mut roots = RootCertStore::empty();
@@ -552,6 +578,19 @@ mod tests {
                 d.join("garbage.pem").display()
             )
         );
+        // A key of another certificate: refused when the client is made.
+        let err = start(TlsConfig {
+            cert_file: Some(d.join("client.pem")),
+            key_file: Some(d.join("other.key")),
+            ..TlsConfig::default()
+        });
+        let files = format!(
+            "tls_config.cert_file {} and key_file {}: ",
+            d.join("client.pem").display(),
+            d.join("other.key").display()
+        );
+        assert!(err.starts_with(&files), "{err}");
+        assert!(err.len() > files.len() + "builder error".len(), "{err}");
         // The certificate twice: no key.
         let err = start(TlsConfig {
             cert_file: Some(d.join("client.pem")),
