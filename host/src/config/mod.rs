@@ -175,7 +175,9 @@ impl fmt::Debug for Secret {
 
 /// A collector's `tls_config`, as Prometheus's. The files are PEM, read
 /// when the stage starts (a bad file fails the start or the reload, naming
-/// it); relative paths are resolved against the config file's folder.
+/// it) and again before every scrape (changed files are used from that
+/// scrape on; unusable ones are warned about and the previous ones kept);
+/// relative paths are resolved against the config file's folder.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsConfig {
     /// CA certificates that replace the built-in roots (webpki's) for

@@ -15,7 +15,8 @@
 //!
 //! Credentials (`basic_auth`, `authorization`) go with every request, a
 //! `_file` secret read afresh each time; `tls_config`'s files are read
-//! when the stage starts ([`Scraper::new`]).
+//! when the stage starts ([`Scraper::new`], where a bad one fails the
+//! start) and again before every scrape: changed files make a new client.
 
 use std::time::Duration;
 
@@ -35,7 +36,8 @@ pub const MAX_BODY_BYTES: usize = 64 << 20;
 /// One collector's target and its HTTP client.
 pub(super) struct Scraper {
     target: ScrapeTarget,
-    client: reqwest::Client,
+    /// The client and the `tls_config` files it was made from.
+    client: std::sync::Mutex<(reqwest::Client, TlsMaterial)>,
     /// `host:port`, the resource of the `up` samples.
     instance: String,
     /// The URL without its password, for logs.
@@ -54,31 +56,15 @@ impl Scraper {
     /// # Errors
     /// A one-line reason naming the `tls_config` field and file: it cannot
     /// be read, holds no PEM certificate, or the client certificate and
-    /// key do not make an identity.
+    /// key do not make an identity (e.g. a key of another certificate).
     pub(super) fn new(target: &ScrapeTarget) -> Result<Self, String> {
-        let client = tls(
-            reqwest::Client::builder()
-                .timeout(target.timeout)
-                .user_agent(concat!("wasmeter/", env!("CARGO_PKG_VERSION"))),
-            &target.tls,
-        )?
-        .build()
-        .map_err(|e| match (&target.tls.cert_file, &target.tls.key_file) {
-            // rustls checks the identity here: e.g. a key of another
-            // certificate.
-            (Some(cert), Some(key)) => format!(
-                "tls_config.cert_file {} and key_file {}: {}",
-                cert.display(),
-                key.display(),
-                reason(&e)
-            ),
-            _ => format!("cannot make the scrape's HTTP client: {}", reason(&e)),
-        })?;
+        let material = TlsMaterial::read(&target.tls)?;
+        let client = client(target, &material)?;
         Ok(Scraper {
             instance: target.instance(),
             shown: target.shown_url(),
             target: target.clone(),
-            client,
+            client: std::sync::Mutex::new((client, material)),
         })
     }
 
@@ -94,16 +80,19 @@ impl Scraper {
     /// refused, a TLS failure (e.g. an unknown issuer), timeout, an HTTP
     /// status other than 2xx, a body over [`MAX_BODY_BYTES`].
     pub(super) async fn fetch(&self) -> Result<Body, String> {
-        let request = self
-            .client
-            .get(self.target.url.clone())
-            .header(reqwest::header::ACCEPT, ACCEPT)
-            .header(
-                "X-Prometheus-Scrape-Timeout-Seconds",
-                format!("{}", self.target.timeout.as_secs_f64()),
-            );
-        // Inside the deadline: a secret file on a stuck mount is bounded too.
+        // Inside the deadline: files on a stuck mount are bounded too.
         let fetch = async {
+            let client = match self.current_client() {
+                Some(client) => client,
+                None => self.renew_client().await,
+            };
+            let request = client
+                .get(self.target.url.clone())
+                .header(reqwest::header::ACCEPT, ACCEPT)
+                .header(
+                    "X-Prometheus-Scrape-Timeout-Seconds",
+                    format!("{}", self.target.timeout.as_secs_f64()),
+                );
             let request = self.authorize(request).await?;
             let mut response = request.send().await.map_err(|e| reason(&e))?;
             let status = response.status();
@@ -133,6 +122,39 @@ impl Scraper {
             Ok(r) => r,
             Err(_) => Err(format!("timed out after {:?}", self.target.timeout)),
         }
+    }
+
+    /// The client, when the target has no `tls_config` files to re-read.
+    fn current_client(&self) -> Option<reqwest::Client> {
+        let tls = &self.target.tls;
+        let none = tls.ca_file.is_none() && tls.cert_file.is_none() && tls.key_file.is_none();
+        none.then(|| self.client.lock().expect("not poisoned").0.clone())
+    }
+
+    /// The client after re-reading the `tls_config` files: a new one when
+    /// they changed (a renewed certificate is used from that scrape on);
+    /// the old one, with a warning, when they cannot be used.
+    async fn renew_client(&self) -> reqwest::Client {
+        let tls = self.target.tls.clone();
+        let read = tokio::task::spawn_blocking(move || TlsMaterial::read(&tls)).await;
+        let read = read.unwrap_or_else(|e| Err(format!("reading the tls_config files: {e}")));
+        let mut current = self.client.lock().expect("not poisoned");
+        match read {
+            Ok(material) if material == current.1 => {}
+            Ok(material) => match client(&self.target, &material) {
+                Ok(client) => {
+                    tracing::info!(url = %self.shown, "tls_config files changed: scraping with them");
+                    *current = (client, material);
+                }
+                Err(reason) => {
+                    tracing::warn!(url = %self.shown, "{reason}; scraping with the files as they were")
+                }
+            },
+            Err(reason) => {
+                tracing::warn!(url = %self.shown, "{reason}; scraping with the files as they were")
+            }
+        }
+        current.0.clone()
     }
 
     /// `request` with the target's credentials, a `_file` secret read now.
@@ -224,18 +246,45 @@ pub fn check_scrape_target(target: &ScrapeTarget) -> Result<(), String> {
     Scraper::new(target).map(drop)
 }
 
-/// `builder` with `config`'s CA certificates, client identity and
+/// The contents of a target's `tls_config` files (`None` where the config
+/// names none).
+#[derive(Default, PartialEq, Eq)]
+struct TlsMaterial {
+    ca: Option<Vec<u8>>,
+    cert: Option<Vec<u8>>,
+    key: Option<Vec<u8>>,
+}
+
+impl TlsMaterial {
+    /// Reads the files `config` names.
+    fn read(config: &TlsConfig) -> Result<Self, String> {
+        let read = |field: &str, path: &Option<std::path::PathBuf>| {
+            path.as_ref()
+                .map(|p| {
+                    std::fs::read(p).map_err(|e| {
+                        format!("tls_config.{field} {}: cannot read: {e}", p.display())
+                    })
+                })
+                .transpose()
+        };
+        Ok(TlsMaterial {
+            ca: read("ca_file", &config.ca_file)?,
+            cert: read("cert_file", &config.cert_file)?,
+            key: read("key_file", &config.key_file)?,
+        })
+    }
+}
+
+/// The HTTP client of `target` with `material`: its CA certificates
+/// (replacing the built-in roots, as Prometheus), client identity and
 /// verification.
-fn tls(
-    mut builder: reqwest::ClientBuilder,
-    config: &TlsConfig,
-) -> Result<reqwest::ClientBuilder, String> {
-    let read = |field: &str, path: &std::path::Path| {
-        std::fs::read(path)
-            .map_err(|e| format!("tls_config.{field} {}: cannot read: {e}", path.display()))
-    };
-    if let Some(path) = &config.ca_file {
-        let certificates = reqwest::Certificate::from_pem_bundle(&read("ca_file", path)?)
+fn client(target: &ScrapeTarget, material: &TlsMaterial) -> Result<reqwest::Client, String> {
+    let config = &target.tls;
+    let mut builder = reqwest::Client::builder()
+        .timeout(target.timeout)
+        .user_agent(concat!("wasmeter/", env!("CARGO_PKG_VERSION")));
+    if let (Some(path), Some(pem)) = (&config.ca_file, &material.ca) {
+        let certificates = reqwest::Certificate::from_pem_bundle(pem)
             .map_err(|e| format!("tls_config.ca_file {}: {}", path.display(), reason(&e)))?;
         if certificates.is_empty() {
             return Err(format!(
@@ -243,27 +292,32 @@ fn tls(
                 path.display()
             ));
         }
-        // As Prometheus: the file's CAs replace the built-in roots.
         builder = builder.tls_built_in_root_certs(false);
         for c in certificates {
             builder = builder.add_root_certificate(c);
         }
     }
-    if let (Some(cert), Some(key)) = (&config.cert_file, &config.key_file) {
-        let mut pem = read("cert_file", cert)?;
+    let identity_error = |e: &reqwest::Error| match (&config.cert_file, &config.key_file) {
+        (Some(cert), Some(key)) => format!(
+            "tls_config.cert_file {} and key_file {}: {}",
+            cert.display(),
+            key.display(),
+            reason(e)
+        ),
+        _ => format!("cannot make the scrape's HTTP client: {}", reason(e)),
+    };
+    if let (Some(cert), Some(key)) = (&material.cert, &material.key) {
+        let mut pem = cert.clone();
         pem.push(b'\n');
-        pem.extend(read("key_file", key)?);
-        let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
-            format!(
-                "tls_config.cert_file {} and key_file {}: {}",
-                cert.display(),
-                key.display(),
-                reason(&e)
-            )
-        })?;
+        pem.extend_from_slice(key);
+        let identity = reqwest::Identity::from_pem(&pem).map_err(|e| identity_error(&e))?;
         builder = builder.identity(identity);
     }
-    Ok(builder.danger_accept_invalid_certs(config.insecure_skip_verify))
+    builder
+        .danger_accept_invalid_certs(config.insecure_skip_verify)
+        // rustls checks the identity here: e.g. a key of another certificate.
+        .build()
+        .map_err(|e| identity_error(&e))
 }
 
 /// The value of `secret`: as given, or its file's content without the
@@ -545,6 +599,36 @@ mod tests {
         // Without a certificate the server ends the handshake.
         fetch(&target(&url, None, ca_only)).await.unwrap_err();
         assert_eq!(seen.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_renewed_ca_file_is_used_from_the_next_scrape_a_broken_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let (server_dir, other_dir) = (dir.path().join("server"), dir.path().join("other"));
+        std::fs::create_dir_all(&server_dir).unwrap();
+        std::fs::create_dir_all(&other_dir).unwrap();
+        let (addr, seen) = serve(Some(pki(&server_dir, false))).await;
+        pki(&other_dir, false);
+        // The scraper trusts another CA first.
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::copy(other_dir.join("ca.pem"), &ca_file).unwrap();
+        let tls = TlsConfig {
+            ca_file: Some(ca_file.clone()),
+            ..TlsConfig::default()
+        };
+        let scraper = Scraper::new(&target(&format!("https://{addr}/metrics"), None, tls)).unwrap();
+        // (Both CAs bear rcgen's default name: the signature is what fails.)
+        let err = scraper.fetch().await.err().unwrap();
+        assert!(err.contains("invalid peer certificate: BadSignature"), "{err}");
+        // Renewed in place: the next scrape trusts the server's CA.
+        std::fs::copy(server_dir.join("ca.pem"), &ca_file).unwrap();
+        assert_eq!(scraper.fetch().await.unwrap().bytes, b"up 1\n");
+        // Broken, then removed: the client made from the good file goes on.
+        std::fs::write(&ca_file, "not a certificate\n").unwrap();
+        assert_eq!(scraper.fetch().await.unwrap().bytes, b"up 1\n");
+        std::fs::remove_file(&ca_file).unwrap();
+        assert_eq!(scraper.fetch().await.unwrap().bytes, b"up 1\n");
+        assert_eq!(seen.lock().unwrap().len(), 3);
     }
 
     #[test]
