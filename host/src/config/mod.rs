@@ -138,7 +138,7 @@ pub enum ScrapeAuth {
     /// `Authorization: Basic base64(username:password)`.
     Basic {
         /// The user name.
-        username: String,
+        username: Secret,
         /// The password (empty when the config gives none).
         password: Secret,
     },
@@ -479,7 +479,8 @@ fn yes() -> bool {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawBasicAuth {
-    username: Spanned<String>,
+    username: Option<Spanned<String>>,
+    username_file: Option<Spanned<String>>,
     password: Option<Spanned<String>>,
     password_file: Option<Spanned<String>>,
 }
@@ -1065,9 +1066,27 @@ fn scrape_auth(
         ));
         return None;
     }
-    if let Some(b) = &c.basic_auth {
+    if let Some(raw) = &c.basic_auth {
         let field = format!("{field}.basic_auth");
-        let b = b.get_ref();
+        let b = raw.get_ref();
+        let username = secret(
+            src,
+            b.username.as_ref(),
+            b.username_file.as_ref(),
+            base,
+            &field,
+            "username",
+            errors,
+        )
+        .ok()?;
+        let Some(username) = username else {
+            errors.push(src.error(
+                Some(raw.span()),
+                field,
+                "needs `username` or `username_file`",
+            ));
+            return None;
+        };
         let password = secret(
             src,
             b.password.as_ref(),
@@ -1079,7 +1098,7 @@ fn scrape_auth(
         )
         .ok()?;
         return Some(ScrapeAuth::Basic {
-            username: b.username.get_ref().clone(),
+            username,
             password: password.unwrap_or(Secret::Inline(String::new())),
         });
     }

@@ -299,12 +299,25 @@ fn scrape_credentials_and_tls_are_read_with_paths_beside_the_config() {
     assert_eq!(
         auth,
         Some(ScrapeAuth::Basic {
-            username: "prom".into(),
+            username: Secret::Inline("prom".into()),
             password: Secret::Inline("s3cret".into()),
         })
     );
     // The password never shows in a debug print of the config.
     assert!(!format!("{c:?}").contains("s3cret"));
+    let c = parse(&scrape_with(
+        "http://node:9100/metrics",
+        "basic_auth = { username_file = \"u\", password_file = \"/run/p\" }\n",
+    ))
+    .unwrap();
+    let auth = c.collectors[0].scrape.as_ref().unwrap().auth.clone();
+    assert_eq!(
+        auth,
+        Some(ScrapeAuth::Basic {
+            username: Secret::File("/etc/wasmeter/u".into()),
+            password: Secret::File("/run/p".into()),
+        })
+    );
     let c = parse(&scrape_with(
         "http://node:9100/metrics",
         "authorization = { type = \"Token\", credentials = \"t\" }\n",
@@ -331,6 +344,13 @@ fn conflicting_or_misplaced_scrape_credentials_are_refused_with_their_line() {
             6,
             "collector[0].basic_auth.password_file",
             "give `password` or `password_file`, not both",
+        ),
+        (
+            https,
+            "basic_auth = { password = \"p\" }\n",
+            6,
+            "collector[0].basic_auth",
+            "needs `username` or `username_file`",
         ),
         (
             https,

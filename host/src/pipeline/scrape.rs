@@ -165,6 +165,7 @@ impl Scraper {
         match &self.target.auth {
             None => {}
             Some(ScrapeAuth::Basic { username, password }) => {
+                let username = reveal(username, "basic_auth.username_file").await?;
                 let password = reveal(password, "basic_auth.password_file").await?;
                 request = request.basic_auth(username, Some(password));
             }
@@ -471,8 +472,10 @@ mod tests {
     async fn basic_auth_and_another_scheme_send_their_header() {
         let (addr, seen) = serve(None).await;
         let url = format!("http://{addr}/metrics");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("user"), "alice\n").unwrap();
         let basic = ScrapeAuth::Basic {
-            username: "alice".into(),
+            username: Secret::File(dir.path().join("user")),
             password: Secret::Inline("open:sesame".into()),
         };
         fetch(&target(&url, Some(basic), TlsConfig::default()))
@@ -619,7 +622,10 @@ mod tests {
         let scraper = Scraper::new(&target(&format!("https://{addr}/metrics"), None, tls)).unwrap();
         // (Both CAs bear rcgen's default name: the signature is what fails.)
         let err = scraper.fetch().await.err().unwrap();
-        assert!(err.contains("invalid peer certificate: BadSignature"), "{err}");
+        assert!(
+            err.contains("invalid peer certificate: BadSignature"),
+            "{err}"
+        );
         // Renewed in place: the next scrape trusts the server's CA.
         std::fs::copy(server_dir.join("ca.pem"), &ca_file).unwrap();
         assert_eq!(scraper.fetch().await.unwrap().bytes, b"up 1\n");
