@@ -189,6 +189,20 @@ pub struct TlsConfig {
     pub key_file: Option<PathBuf>,
     /// Accept any certificate of the target: for tests only.
     pub insecure_skip_verify: bool,
+    /// The oldest TLS version accepted (`min_version`): `TLS12`, the
+    /// default, or `TLS13`.
+    pub min_version: TlsVersion,
+}
+
+/// A TLS protocol version, in Prometheus's spelling. rustls speaks 1.2
+/// and 1.3 only, so `TLS10` and `TLS11` are refused rather than ignored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TlsVersion {
+    /// TLS 1.2 (`TLS12`).
+    #[default]
+    Tls12,
+    /// TLS 1.3 (`TLS13`).
+    Tls13,
 }
 
 impl fmt::Debug for ScrapeTarget {
@@ -503,6 +517,7 @@ struct RawTlsConfig {
     key_file: Option<Spanned<String>>,
     #[serde(default)]
     insecure_skip_verify: bool,
+    min_version: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -1188,12 +1203,33 @@ fn tls_config(
         )),
         _ => {}
     }
+    let min_version = match raw.min_version.as_ref() {
+        None => TlsVersion::default(),
+        Some(v) => match v.get_ref().as_str() {
+            "TLS12" => TlsVersion::Tls12,
+            "TLS13" => TlsVersion::Tls13,
+            other => {
+                let why = if matches!(other, "TLS10" | "TLS11") {
+                    "TLS 1.0 and 1.1 are not spoken (rustls): TLS12 is the oldest"
+                } else {
+                    "expected TLS12 or TLS13"
+                };
+                errors.push(src.error(
+                    Some(v.span()),
+                    format!("{field}.min_version"),
+                    format!("{other:?}: {why}"),
+                ));
+                TlsVersion::default()
+            }
+        },
+    };
     let path = |p: &Option<Spanned<String>>| p.as_ref().map(|p| base.join(p.get_ref()));
     TlsConfig {
         ca_file: path(&raw.ca_file),
         cert_file: path(&raw.cert_file),
         key_file: path(&raw.key_file),
         insecure_skip_verify: raw.insecure_skip_verify,
+        min_version,
     }
 }
 

@@ -270,7 +270,7 @@ fn scrape_credentials_and_tls_are_read_with_paths_beside_the_config() {
     let c = parse(&scrape_with(
         "https://node:9100/metrics",
         "authorization = { credentials_file = \"secrets/node.token\" }\n\
-         tls_config = { ca_file = \"ca.pem\", cert_file = \"/pki/me.pem\", key_file = \"me.key\" }\n",
+         tls_config = { ca_file = \"ca.pem\", cert_file = \"/pki/me.pem\", key_file = \"me.key\", min_version = \"TLS13\" }\n",
     ))
     .unwrap();
     let t = c.collectors[0].scrape.as_ref().unwrap();
@@ -288,6 +288,7 @@ fn scrape_credentials_and_tls_are_read_with_paths_beside_the_config() {
             cert_file: Some("/pki/me.pem".into()),
             key_file: Some("/etc/wasmeter/me.key".into()),
             insecure_skip_verify: false,
+            min_version: TlsVersion::Tls13,
         }
     );
     let c = parse(&scrape_with(
@@ -386,6 +387,13 @@ fn conflicting_or_misplaced_scrape_credentials_are_refused_with_their_line() {
             6,
             "collector[0].tls_config",
             "applies to an https:// url only",
+        ),
+        (
+            https,
+            "tls_config = { min_version = \"TLS11\" }\n",
+            6,
+            "collector[0].tls_config.min_version",
+            "\"TLS11\": TLS 1.0 and 1.1 are not spoken (rustls): TLS12 is the oldest",
         ),
         (
             https,

@@ -23,7 +23,7 @@ use std::time::Duration;
 use super::telemetry::Builder;
 use crate::batch::Samples;
 use crate::bindings::SampleType;
-use crate::config::{ScrapeAuth, ScrapeTarget, Secret, TlsConfig};
+use crate::config::{ScrapeAuth, ScrapeTarget, Secret, TlsConfig, TlsVersion};
 
 /// What the scraper asks for: OpenMetrics first, then Prometheus text, then
 /// anything (as Prometheus's own scraper does).
@@ -316,6 +316,10 @@ fn client(target: &ScrapeTarget, material: &TlsMaterial) -> Result<reqwest::Clie
     }
     builder
         .danger_accept_invalid_certs(config.insecure_skip_verify)
+        .min_tls_version(match config.min_version {
+            TlsVersion::Tls12 => reqwest::tls::Version::TLS_1_2,
+            TlsVersion::Tls13 => reqwest::tls::Version::TLS_1_3,
+        })
         // rustls checks the identity here: e.g. a key of another certificate.
         .build()
         .map_err(|e| identity_error(&e))
@@ -513,6 +517,15 @@ mod tests {
     /// it signed, written as PEM files in `dir`; the server's config, which
     /// asks for a client certificate of the CA when `mutual`.
     fn pki(dir: &Path, mutual: bool) -> Arc<ServerConfig> {
+        pki_speaking(dir, mutual, tokio_rustls::rustls::ALL_VERSIONS)
+    }
+
+    /// As [`pki`], the server speaking only `versions`.
+    fn pki_speaking(
+        dir: &Path,
+        mutual: bool,
+        versions: &[&'static tokio_rustls::rustls::SupportedProtocolVersion],
+    ) -> Arc<ServerConfig> {
         let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca.key_usages = vec![
@@ -541,7 +554,7 @@ mod tests {
             KeyPair::generate().unwrap().serialize_pem(),
         )
         .unwrap();
-        let builder = ServerConfig::builder();
+        let builder = ServerConfig::builder_with_protocol_versions(versions);
         let builder = if mutual {
             let mut roots = RootCertStore::empty();
             roots.add(ca.der().clone()).unwrap();
@@ -582,6 +595,26 @@ mod tests {
         };
         assert_eq!(fetch(&target(&url, None, skip)).await.unwrap(), "up 1\n");
         assert_eq!(seen.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn min_version_tls13_refuses_a_target_of_tls_1_2() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls12 = [&tokio_rustls::rustls::version::TLS12];
+        let (addr, seen) = serve(Some(pki_speaking(dir.path(), false, &tls12))).await;
+        let url = format!("https://{addr}/metrics");
+        let default = TlsConfig {
+            ca_file: Some(dir.path().join("ca.pem")),
+            ..TlsConfig::default()
+        };
+        let tls13 = TlsConfig {
+            min_version: TlsVersion::Tls13,
+            ..default.clone()
+        };
+        assert_eq!(fetch(&target(&url, None, default)).await.unwrap(), "up 1\n");
+        let err = fetch(&target(&url, None, tls13)).await.unwrap_err();
+        assert!(err.starts_with("cannot connect"), "{err}");
+        assert_eq!(seen.lock().unwrap().len(), 1);
     }
 
     #[tokio::test]
