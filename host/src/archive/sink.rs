@@ -1,6 +1,7 @@
 //! The pipeline's sink: samples into the rollup engine, closed rows into the
 //! archive, open buckets saved on shutdown.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -20,42 +21,103 @@ const MAINTENANCE_EVERY_TICKS: u64 = 60;
 /// Ticks between two `wasmeter.rollup.*` self-telemetry samples.
 const TELEMETRY_EVERY_TICKS: u64 = 10;
 
-/// Restores `engine`'s open state from `data_dir` and leaves in the state
-/// file only the clock and expiry floors: from then on the open buckets
-/// live in the engine, and a crash (kill -9, power loss) must not replay
-/// them at the next start into buckets the crashed run may have written
-/// already. A clean stop saves them again (and so does dropping the sink
-/// without one).
-fn take_state(engine: &mut RollupEngine, data_dir: &std::path::Path) -> anyhow::Result<usize> {
+/// Restores `engine`'s open state from `data_dir`, then marks as written
+/// the buckets the archive at `root` already holds (a crash after the last
+/// checkpoint leaves the state file older than the archive: those buckets
+/// are never written twice). The file stays: it is the checkpoint until
+/// the next one, or a clean stop, rewrites it.
+fn restore_state(
+    engine: &mut RollupEngine,
+    data_dir: &std::path::Path,
+    root: &std::path::Path,
+) -> anyhow::Result<usize> {
     let restored = engine.load_state(data_dir)?;
-    if restored > 0
-        && let Err(e) = engine.save_clock(data_dir)
-    {
-        forget_state_file(data_dir, &e);
+    if restored > 0 {
+        match skip_written(engine, root) {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                series = n,
+                "restored open buckets older than the archive (a crash after the last checkpoint): \
+                 the buckets already written are kept as they are"
+            ),
+            Err(e) => tracing::error!(
+                "cannot read the archive to check the restored open buckets against it \
+                 (a crash after the last checkpoint may write some bucket twice): {e:#}"
+            ),
+        }
     }
     Ok(restored)
 }
 
-/// Removes the state file when it could not be rewritten, so that a crash
-/// does not replay its buckets.
-fn forget_state_file(data_dir: &std::path::Path, why: &anyhow::Error) {
-    let path = data_dir.join(crate::rollup::STATE_FILE);
-    match std::fs::remove_file(&path) {
-        Ok(()) => tracing::warn!(
-            "{}: removed, as it could not be rewritten ({why:#}); its clock is lost after a crash",
-            path.display()
-        ),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => tracing::error!(
-            "cannot remove {} after restoring it (after a crash it would be restored again): {e}",
-            path.display()
-        ),
+/// Marks, for every series of `engine` and granularity, the buckets from
+/// its first unwritten one on that the archive at `root` holds as written;
+/// returns how many series had some.
+fn skip_written(engine: &mut RollupEngine, root: &std::path::Path) -> anyhow::Result<usize> {
+    use crate::query::reader::{self, Selection, SeriesKey};
+    use std::collections::HashMap;
+    // (metric, policy, granularity index) → the earliest unwritten bucket.
+    let mut wanted: BTreeMap<(String, usize, usize), i64> = BTreeMap::new();
+    for (_, info, policy, open_from) in engine.open_series() {
+        for (gi, &from) in open_from.iter().enumerate() {
+            let e = wanted
+                .entry((info.metric.clone(), policy, gi))
+                .or_insert(from);
+            *e = (*e).min(from);
+        }
     }
+    let mut newest: HashMap<(SeriesKey, usize, usize), i64> = HashMap::new();
+    for ((metric, policy, gi), from) in wanted {
+        let p = &engine.policies()[policy];
+        let Some(&method) = p.aggregation_methods.first() else {
+            continue;
+        };
+        let sel = Selection {
+            metric,
+            resource: None,
+            granularity: Some(p.definition[gi].granularity_ns()),
+            start: Some(from),
+            stop: None,
+        };
+        let series = match reader::read(root, &sel, method) {
+            Ok((series, _)) => series,
+            Err(reader::ReadError::Archive(e)) => return Err(e),
+            // A policy whose archive lacks the method's column: nothing
+            // of this policy was written with it.
+            Err(_) => continue,
+        };
+        for s in series {
+            if let Some(&last) = s.timestamps.last() {
+                newest.insert((s.key, policy, gi), last);
+            }
+        }
+    }
+    let mut marks = Vec::new();
+    for (id, info, policy, open_from) in engine.open_series() {
+        let mut attributes = info.attributes.clone();
+        attributes.sort();
+        let key = SeriesKey {
+            metric: info.metric.clone(),
+            resource_id: info.resource_id.clone(),
+            attributes,
+        };
+        for (gi, &from) in open_from.iter().enumerate() {
+            if let Some(&last) = newest.get(&(key.clone(), policy, gi))
+                && last >= from
+            {
+                marks.push((id, gi, last));
+            }
+        }
+    }
+    let series: std::collections::BTreeSet<usize> = marks.iter().map(|m| m.0).collect();
+    for (id, gi, last) in marks {
+        engine.mark_written(id, gi, last);
+    }
+    Ok(series.len())
 }
 
 impl Drop for ArchiveSink {
     /// A sink dropped without `finish` (an error or panic before a clean
-    /// stop) still saves its open buckets, as the state file was taken.
+    /// stop) still saves its open buckets, newer than the last checkpoint.
     fn drop(&mut self) {
         if !self.saved {
             match self.engine.save_state(&self.data_dir) {
@@ -90,6 +152,10 @@ pub struct ArchiveSink {
     data_dir: PathBuf,
     /// `[archive] max_future` in ns.
     max_future: i64,
+    /// `[archive] checkpoint_interval` in ns.
+    checkpoint_every: i64,
+    /// Wall time of the last checkpoint (or the start), ns.
+    last_checkpoint: i64,
     clock: Clock,
     newest_event: i64,
     ticks: u64,
@@ -110,10 +176,11 @@ type ArchiveConfig = (
 );
 
 /// What of `config` the engine and writer are built from (`max_future`
-/// is applied without a new engine).
+/// and `checkpoint_interval` are applied without a new engine).
 fn archive_config(config: &PipelineConfig) -> ArchiveConfig {
     let settings = ArchiveSettings {
         max_future: Duration::ZERO,
+        checkpoint_interval: Duration::ZERO,
         ..config.archive.clone()
     };
     (settings, config.policies.clone(), config.rules.clone())
@@ -134,7 +201,7 @@ impl ArchiveSink {
     ) -> anyhow::Result<Self> {
         let data_dir = settings.data_dir.clone();
         let max_future = duration_ns(settings.max_future);
-        let restored = take_state(&mut engine, &data_dir)?;
+        let restored = restore_state(&mut engine, &data_dir, &settings.root)?;
         if restored > 0 {
             tracing::info!(series = restored, "restored open buckets");
         }
@@ -161,6 +228,8 @@ impl ArchiveSink {
             writer,
             data_dir,
             max_future,
+            checkpoint_every: duration_ns(settings.checkpoint_interval),
+            last_checkpoint: wall,
             clock,
             newest_event: i64::MIN,
             ticks: 0,
@@ -170,6 +239,19 @@ impl ArchiveSink {
             archive_config: None,
             saved: false,
         })
+    }
+
+    /// Saves the open buckets when `checkpoint_interval` has passed since
+    /// the last checkpoint (`wall`: ns). After a flush: the file then holds
+    /// no bucket the archive has.
+    fn checkpoint_if_due(&mut self, wall: i64) {
+        if wall.saturating_sub(self.last_checkpoint) < self.checkpoint_every {
+            return;
+        }
+        self.last_checkpoint = wall;
+        if let Err(e) = self.engine.save_state(&self.data_dir) {
+            tracing::error!("checkpoint: cannot save the open buckets: {e:#}");
+        }
     }
 
     /// Records the archive settings, policies and rules `config` has, so a
@@ -394,10 +476,12 @@ impl Sink for ArchiveSink {
         if self.clock == Clock::Wall {
             self.evaluate_alarms(now);
         }
+        self.checkpoint_if_due(crate::pipeline::wall_clock_ns());
     }
 
     fn reconfigure(&mut self, config: &PipelineConfig) {
         self.max_future = duration_ns(config.archive.max_future);
+        self.checkpoint_every = duration_ns(config.archive.checkpoint_interval);
         let wanted = archive_config(config);
         if self.archive_config.as_ref() != Some(&wanted) {
             // Close what is closed under the old policies (the evaluator,
@@ -412,7 +496,7 @@ impl Sink for ArchiveSink {
                 return;
             }
             let mut engine = RollupEngine::new(config.policies.clone(), config.rules.clone());
-            match take_state(&mut engine, &self.data_dir) {
+            match restore_state(&mut engine, &self.data_dir, &config.archive.root) {
                 Ok(series) => tracing::info!(
                     series,
                     "reload: archive policies applied, open buckets carried over"
@@ -421,10 +505,8 @@ impl Sink for ArchiveSink {
                     tracing::error!(
                         "reload: cannot restore the open buckets, keeping the old archive settings and alarms: {e:#}"
                     );
-                    // The old engine holds them: a crash must not replay the file.
-                    if let Err(e) = self.engine.save_clock(&self.data_dir) {
-                        forget_state_file(&self.data_dir, &e);
-                    }
+                    // The old engine goes on; the file, saved just now, is
+                    // its checkpoint.
                     return;
                 }
             }
@@ -622,6 +704,7 @@ mod tests {
             root: dir.to_path_buf(),
             data_dir: dir.to_path_buf(),
             max_future: crate::config::DEFAULT_MAX_FUTURE,
+            checkpoint_interval: crate::config::DEFAULT_CHECKPOINT_INTERVAL,
         };
         ArchiveSink::new(engine, writer, &settings, clock).unwrap()
     }
@@ -642,26 +725,25 @@ mod tests {
         Samples::from_wit(batch).unwrap()
     }
 
+    /// Series in the state file.
+    fn saved_series(dir: &std::path::Path) -> usize {
+        let file = std::fs::File::open(dir.join(crate::rollup::STATE_FILE)).unwrap();
+        let reader = arrow::ipc::reader::FileReader::try_new(file, None).unwrap();
+        reader.map(|b| b.unwrap().num_rows()).sum::<usize>()
+    }
+
     #[test]
-    fn the_state_file_is_taken_at_start_and_saved_again_even_without_a_clean_stop() {
+    fn the_state_file_stays_at_start_and_is_saved_again_even_without_a_clean_stop() {
         let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join(crate::rollup::STATE_FILE);
         let mut sink = one_minute_sink(dir.path());
         sink.write("s", &one_series(vec![T0 + S], vec![1.0]));
         sink.finish();
-        assert!(state.exists());
         drop(sink);
+        assert_eq!(saved_series(dir.path()), 1);
 
-        // Restored, then rewritten with no series: a crash from here on
-        // must not replay the open bucket into a start after it.
-        let saved_series = || {
-            let file = std::fs::File::open(&state).unwrap();
-            let reader = arrow::ipc::reader::FileReader::try_new(file, None).unwrap();
-            reader.map(|b| b.unwrap().num_rows()).sum::<usize>()
-        };
-        assert_eq!(saved_series(), 1);
+        // Restored; the file stays as the checkpoint until the next one.
         let mut sink = one_minute_sink(dir.path());
-        assert_eq!(saved_series(), 0);
+        assert_eq!(saved_series(dir.path()), 1);
         assert_eq!(sink.engine.series_count(), 1);
         sink.write("s", &one_series(vec![T0 + 2 * S], vec![2.0]));
         // Dropped without finish (an error before a clean stop): saved.
@@ -670,6 +752,60 @@ mod tests {
         let rows = sink.engine.open_rows(0, 0);
         assert_eq!(rows.len(), 1);
         assert_eq!((rows[0].timestamp, rows[0].values[0]), (T0, Some(2.0)));
+    }
+
+    #[test]
+    fn a_tick_saves_a_checkpoint_once_the_interval_has_passed() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join(crate::rollup::STATE_FILE);
+        let mut sink = one_minute_sink(dir.path());
+        sink.write("s", &one_series(vec![T0 + S], vec![1.0]));
+        sink.checkpoint_if_due(sink.last_checkpoint + sink.checkpoint_every - 1);
+        assert!(!state.exists());
+        let due = sink.last_checkpoint + sink.checkpoint_every;
+        sink.checkpoint_if_due(due);
+        assert_eq!(saved_series(dir.path()), 1);
+        assert_eq!(sink.last_checkpoint, due);
+        std::mem::forget(sink);
+    }
+
+    #[test]
+    fn a_crash_after_a_checkpoint_writes_no_bucket_twice() {
+        use crate::query::reader::{Selection, read};
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = sink_with_clock(dir.path(), Clock::EventTime);
+        sink.write("s", &one_series(vec![T0 + S], vec![1.0]));
+        let due = sink.last_checkpoint + sink.checkpoint_every;
+        sink.checkpoint_if_due(due);
+        // After the checkpoint: T0's bucket is closed and written, 2.0
+        // opens the next one; then the process dies (no drop, no save).
+        sink.write("s", &one_series(vec![T0 + 61 * S], vec![2.0]));
+        sink.tick(0);
+        assert_eq!(sink.writer.written(), (1, 1));
+        std::mem::forget(sink);
+
+        // The checkpoint still has T0's bucket open: the archive says it
+        // is written, so it is not written again, and a late measure for
+        // it is refused.
+        let mut sink = sink_with_clock(dir.path(), Clock::EventTime);
+        sink.write("s", &one_series(vec![T0 + 30 * S], vec![9.0]));
+        assert_eq!(sink.report().late, BTreeMap::from([("m".to_owned(), 1)]));
+        sink.write("s", &one_series(vec![T0 + 121 * S], vec![3.0]));
+        sink.finish();
+        let sel = Selection {
+            metric: "m".into(),
+            resource: None,
+            granularity: None,
+            start: None,
+            stop: None,
+        };
+        let last = crate::rollup::AggregationMethod::parse("last").unwrap();
+        let (series, _) = read(dir.path(), &sel, last).unwrap();
+        assert_eq!(series.len(), 1);
+        // One row for T0, as written before the crash; 2.0 came after the
+        // checkpoint into a bucket not yet written: lost with the crash.
+        assert_eq!(series[0].timestamps, [T0]);
+        assert_eq!(series[0].values, [1.0]);
     }
 
     #[test]

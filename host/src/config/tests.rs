@@ -240,8 +240,16 @@ fn max_future_defaults_to_an_hour_and_must_be_a_positive_duration() {
         parse(stage).unwrap().archive.max_future,
         Duration::from_secs(3600)
     );
-    let c = parse(&format!("{stage}[archive]\nmax_future = \"10m\"\n")).unwrap();
+    assert_eq!(
+        parse(stage).unwrap().archive.checkpoint_interval,
+        Duration::from_secs(300)
+    );
+    let c = parse(&format!(
+        "{stage}[archive]\nmax_future = \"10m\"\ncheckpoint_interval = \"30s\"\n"
+    ))
+    .unwrap();
     assert_eq!(c.archive.max_future, Duration::from_secs(600));
+    assert_eq!(c.archive.checkpoint_interval, Duration::from_secs(30));
     for (value, message) in [
         ("0s", "must be greater than zero"),
         ("soon", "bad duration \"soon\""),

@@ -380,6 +380,30 @@ impl RollupEngine {
         self.series.len()
     }
 
+    /// The series held, by id: identity, policy index and, per granularity
+    /// of the policy, the start of the first bucket not yet written (ns).
+    pub fn open_series(&self) -> impl Iterator<Item = (usize, &SeriesInfo, usize, &[i64])> {
+        self.series
+            .iter()
+            .enumerate()
+            .map(|(id, st)| (id, &*st.info, st.policy, &st.open_from[..]))
+    }
+
+    /// Records that the buckets of series `id` at granularity index `gi`
+    /// up to the one starting at `bucket` are in the archive already (a
+    /// run that crashed after its last checkpoint wrote them): they are
+    /// never written again, and measures before the next bucket are
+    /// refused as late.
+    pub fn mark_written(&mut self, id: usize, gi: usize, bucket: i64) {
+        let st = &mut self.series[id];
+        let g = self.policies[st.policy].definition[gi].granularity_ns();
+        let next = floor(bucket, g).saturating_add(g);
+        if next > st.open_from[gi] {
+            st.open_from[gi] = next;
+            st.drop_before_open();
+        }
+    }
+
     /// Ingests one Arrow sample batch (one ingestion pass per series, as a
     /// metricd batch), then closes what the new cutoffs allow.
     ///
