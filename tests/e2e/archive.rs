@@ -303,3 +303,101 @@ fn a_bucket_split_across_a_restart_is_one_row() {
     // pct95 of [1, 3, 5]: index 1.9 -> 3 + 0.9 × 2.
     assert_eq!(out, format!("{} 3.0 5.0 3.0 4.8\n", h / 1000));
 }
+
+/// `wasmeter run` killed with SIGKILL after a checkpoint, while buckets
+/// it had open at the checkpoint were written since, then started again:
+/// every bucket is in the archive once.
+#[test]
+fn a_run_killed_after_a_checkpoint_writes_no_bucket_twice_when_started_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let proc_dir = data_dir()
+        .join("node_exporter-fixtures/proc")
+        .canonicalize()
+        .unwrap();
+    let config = dir.path().join("wasmeter.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[archive]
+root = "archive"
+checkpoint_interval = "3s"
+
+[[collector]]
+name = "host"
+plugin = "builtin:procfs"
+interval = "200ms"
+settings = {{ root = "{p}", resource_id = "fixture" }}
+grants = {{ read_dirs = ["{p}"] }}
+
+[[archive_policy]]
+name = "second"
+back_window = 0
+aggregation_methods = ["count", "last"]
+definition = [{{ granularity = "1s", timespan = "1h" }}]
+
+[[archive_policy_rule]]
+name = "all"
+metric_pattern = "*"
+archive_policy_name = "second"
+"#,
+            p = proc_dir.display()
+        ),
+    )
+    .unwrap();
+    let state = dir.path().join("wasmeter-data/open-buckets.arrow");
+    let mut first = crate::support::wasmeter()
+        .arg("run")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The first checkpoint, then two or so ticks writing buckets it held
+    // open, then SIGKILL: no clean stop, no save.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !state.exists() {
+        assert!(std::time::Instant::now() < deadline, "no checkpoint");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let second = crate::support::wasmeter()
+        .arg("run")
+        .arg(&config)
+        .args(["--duration", "3s"])
+        .output()
+        .unwrap();
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let query = |sql: &str| {
+        let out = crate::support::wasmeter()
+            .current_dir(dir.path())
+            .args(["query", sql, "-c", "wasmeter.toml", "--format", "csv"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // memory.total has no attributes: one series.
+    let rows = query(
+        "SELECT count(*) AS n, count(DISTINCT timestamp) AS buckets FROM second WHERE metric = 'memory.total'",
+    );
+    let counts: Vec<u64> = rows
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert!(counts[0] >= 4, "{rows}");
+    assert_eq!(counts[0], counts[1], "a bucket written twice: {rows}");
+}
