@@ -307,21 +307,22 @@ fn a_bucket_split_across_a_restart_is_one_row() {
 /// `wasmeter run` killed with SIGKILL after a checkpoint, while buckets
 /// it had open at the checkpoint were written since, then started again:
 /// every bucket is in the archive once.
-#[test]
-fn a_run_killed_after_a_checkpoint_writes_no_bucket_twice_when_started_again() {
-    let dir = tempfile::tempdir().unwrap();
+/// A config of `wasmeter run` in `dir`: the procfs fixture collected every
+/// 200 ms, rolled up into 1 s buckets (`count`, `last`) of policy `second`,
+/// open buckets checkpointed every `checkpoint_interval`.
+fn procfs_per_second(dir: &Path, checkpoint_interval: &str) -> PathBuf {
     let proc_dir = data_dir()
         .join("node_exporter-fixtures/proc")
         .canonicalize()
         .unwrap();
-    let config = dir.path().join("wasmeter.toml");
+    let config = dir.join("wasmeter.toml");
     std::fs::write(
         &config,
         format!(
             r#"
 [archive]
 root = "archive"
-checkpoint_interval = "3s"
+checkpoint_interval = "{checkpoint_interval}"
 
 [[collector]]
 name = "host"
@@ -345,6 +346,47 @@ archive_policy_name = "second"
         ),
     )
     .unwrap();
+    config
+}
+
+/// `wasmeter query SQL` over the archive of `dir`'s config, as CSV rows
+/// (the header left out), each split at its commas.
+fn query_rows(dir: &Path, sql: &str) -> Vec<Vec<String>> {
+    let out = crate::support::wasmeter()
+        .current_dir(dir)
+        .args(["query", sql, "-c", "wasmeter.toml", "--format", "csv"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(str::to_owned).collect())
+        .collect()
+}
+
+/// Runs `wasmeter run CONFIG --duration 3s`, asserting success; its stderr.
+fn run_for_3s(config: &Path) -> String {
+    let out = crate::support::wasmeter()
+        .arg("run")
+        .arg(config)
+        .args(["--duration", "3s"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    stderr
+}
+
+#[test]
+fn a_run_killed_after_a_checkpoint_writes_no_bucket_twice_when_started_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = procfs_per_second(dir.path(), "3s");
     let state = dir.path().join("wasmeter-data/open-buckets.arrow");
     let mut first = crate::support::wasmeter()
         .arg("run")
@@ -363,41 +405,78 @@ archive_policy_name = "second"
     std::thread::sleep(std::time::Duration::from_millis(2500));
     first.kill().unwrap();
     first.wait().unwrap();
-    let second = crate::support::wasmeter()
-        .arg("run")
-        .arg(&config)
-        .args(["--duration", "3s"])
-        .output()
-        .unwrap();
-    assert!(
-        second.status.success(),
-        "{}",
-        String::from_utf8_lossy(&second.stderr)
-    );
-    let query = |sql: &str| {
-        let out = crate::support::wasmeter()
-            .current_dir(dir.path())
-            .args(["query", sql, "-c", "wasmeter.toml", "--format", "csv"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    run_for_3s(&config);
     // memory.total has no attributes: one series.
-    let rows = query(
+    let rows = query_rows(
+        dir.path(),
         "SELECT count(*) AS n, count(DISTINCT timestamp) AS buckets FROM second WHERE metric = 'memory.total'",
     );
-    let counts: Vec<u64> = rows
-        .lines()
-        .nth(1)
-        .unwrap()
-        .split(',')
-        .map(|v| v.parse().unwrap())
+    let counts: Vec<u64> = rows[0].iter().map(|v| v.parse().unwrap()).collect();
+    assert!(counts[0] >= 4, "{rows:?}");
+    assert_eq!(counts[0], counts[1], "a bucket written twice: {rows:?}");
+}
+
+#[test]
+fn a_run_killed_with_no_checkpoint_loses_no_sample_it_printed() {
+    use std::io::BufRead;
+    use std::time::{Duration, SystemTime};
+    let dir = tempfile::tempdir().unwrap();
+    // No checkpoint before the kill: only the write-ahead log has them.
+    let config = procfs_per_second(dir.path(), "1h");
+    let mut first = crate::support::wasmeter()
+        .arg("run")
+        .arg(&config)
+        .arg("--print")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let memory_total = |line: &str| line.split(' ').nth(1) == Some("memory.total");
+    let mut lines = std::io::BufReader::new(first.stdout.take().unwrap()).lines();
+    let mut printed = 0usize;
+    while printed < 8 {
+        let line = lines.next().expect("wasmeter run ended early").unwrap();
+        printed += usize::from(memory_total(&line));
+    }
+    first.kill().unwrap();
+    let killed_at = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap();
+    // What it printed up to the kill, each line written after its batch
+    // was logged.
+    printed += lines
+        .map_while(Result::ok)
+        .filter(|l| memory_total(l))
+        .count();
+    first.wait().unwrap();
+    // The second run starts a whole second after the kill's: its samples
+    // fall in buckets of their own.
+    let cut = killed_at.as_secs() + 1;
+    let start = Duration::from_secs(cut + 1);
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap();
+    std::thread::sleep(start.saturating_sub(now));
+    let stderr = run_for_3s(&config);
+    assert!(stderr.contains("replayed the write-ahead log"), "{stderr}");
+    let rows = query_rows(
+        dir.path(),
+        &format!(
+            "SELECT count(*), count(DISTINCT timestamp), sum(\"count\") FROM second \
+             WHERE metric = 'memory.total' AND to_unixtime(timestamp) < {cut}"
+        ),
+    );
+    // `count` is a Float64 column like every aggregate.
+    let got: Vec<usize> = rows[0]
+        .iter()
+        .map(|v| v.parse::<f64>().unwrap() as usize)
         .collect();
-    assert!(counts[0] >= 4, "{rows}");
-    assert_eq!(counts[0], counts[1], "a bucket written twice: {rows}");
+    assert_eq!(got[0], got[1], "a bucket written twice: {rows:?}");
+    // Every sample printed; one more if the kill came between logging a
+    // batch and printing it.
+    assert!(
+        got[2] == printed || got[2] == printed + 1,
+        "archived {} of the first run's {printed} memory.total samples",
+        got[2]
+    );
 }

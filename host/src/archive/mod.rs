@@ -36,6 +36,7 @@
 //! ([`PRECISION_KEY`]). A compacted file keeps the coarsest of its inputs'.
 
 mod sink;
+pub mod wal;
 
 pub use sink::{ArchiveSink, Clock, PrintTee};
 

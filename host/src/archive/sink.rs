@@ -9,7 +9,10 @@ use std::time::Duration;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Float64Type, Int32Type, TimestampNanosecondType};
 
+use anyhow::Context;
+
 use super::ArchiveWriter;
+use super::wal::{self, Wal};
 use crate::alarm::{AlarmEvaluator, Notifier};
 use crate::batch::{Samples, columns};
 use crate::config::{ArchiveSettings, PipelineConfig};
@@ -21,18 +24,51 @@ const MAINTENANCE_EVERY_TICKS: u64 = 60;
 /// Ticks between two `wasmeter.rollup.*` self-telemetry samples.
 const TELEMETRY_EVERY_TICKS: u64 = 10;
 
-/// Restores `engine`'s open state from `data_dir`, then marks as written
-/// the buckets the archive at `root` already holds (a crash after the last
-/// checkpoint leaves the state file older than the archive: those buckets
-/// are never written twice). The file stays: it is the checkpoint until
-/// the next one, or a clean stop, rewrites it.
+/// Restores `engine`'s open state from `data_dir`, replays the write-ahead
+/// log over it (measures stamped after `refuse_after` refused as future),
+/// then marks as written the buckets the archive at `root` already holds (a
+/// crash after the last checkpoint leaves the state file older than the
+/// archive: those buckets are never written twice). Returns the series
+/// restored and what the log gave. The files stay: the state file is the
+/// checkpoint until the next one, or a clean stop, rewrites it.
 fn restore_state(
     engine: &mut RollupEngine,
     data_dir: &std::path::Path,
     root: &std::path::Path,
-) -> anyhow::Result<usize> {
+    refuse_after: i64,
+) -> anyhow::Result<(usize, wal::Replayed)> {
     let restored = engine.load_state(data_dir)?;
-    if restored > 0 {
+    engine.refuse_after(refuse_after);
+    let mut refused_batches = 0usize;
+    let replayed = wal::replay(data_dir, |batch| {
+        if let Err(e) = engine.replay_samples(&Samples::from(batch)) {
+            refused_batches += 1;
+            tracing::error!("write-ahead log: a batch the rollup refuses: {e}");
+        }
+    })?;
+    let log = data_dir.join(wal::WAL_FILE);
+    if let Some(torn) = &replayed.torn {
+        tracing::warn!(
+            "{}: the batches after the last whole one are left out \
+             (cut off by a crash in the middle of a write): {torn}",
+            log.display()
+        );
+    }
+    if replayed.batches > 0 {
+        let r = engine.report();
+        tracing::info!(
+            batches = replayed.batches,
+            samples = replayed.samples,
+            accepted = r.accepted,
+            refused = r.refused(),
+            refused_batches,
+            "replayed the write-ahead log {}",
+            log.display()
+        );
+    }
+    // The counters are this run's: what the log gave was counted before.
+    engine.clear_report();
+    if restored > 0 || replayed.batches > 0 {
         match skip_written(engine, root) {
             Ok(0) => {}
             Ok(n) => tracing::warn!(
@@ -46,7 +82,7 @@ fn restore_state(
             ),
         }
     }
-    Ok(restored)
+    Ok((restored, replayed))
 }
 
 /// Marks, for every series of `engine` and granularity, the buckets from
@@ -55,10 +91,17 @@ fn restore_state(
 fn skip_written(engine: &mut RollupEngine, root: &std::path::Path) -> anyhow::Result<usize> {
     use crate::query::reader::{self, Selection, SeriesKey};
     use std::collections::HashMap;
-    // (metric, policy, granularity index) → the earliest unwritten bucket.
+    // The first bucket that can be written twice: not written yet, and
+    // holding a measure.
+    let unwritten = |policy: usize, gi: usize, first: i64, open_from: i64| {
+        let g = engine.policies()[policy].definition[gi].granularity_ns();
+        open_from.max(crate::rollup::floor(first, g))
+    };
+    // (metric, policy, granularity index) → the earliest such bucket.
     let mut wanted: BTreeMap<(String, usize, usize), i64> = BTreeMap::new();
-    for (_, info, policy, open_from) in engine.open_series() {
-        for (gi, &from) in open_from.iter().enumerate() {
+    for (_, info, policy, first, open_from) in engine.open_series() {
+        for (gi, &open) in open_from.iter().enumerate() {
+            let from = unwritten(policy, gi, first, open);
             let e = wanted
                 .entry((info.metric.clone(), policy, gi))
                 .or_insert(from);
@@ -92,7 +135,7 @@ fn skip_written(engine: &mut RollupEngine, root: &std::path::Path) -> anyhow::Re
         }
     }
     let mut marks = Vec::new();
-    for (id, info, policy, open_from) in engine.open_series() {
+    for (id, info, policy, first, open_from) in engine.open_series() {
         let mut attributes = info.attributes.clone();
         attributes.sort();
         let key = SeriesKey {
@@ -100,9 +143,9 @@ fn skip_written(engine: &mut RollupEngine, root: &std::path::Path) -> anyhow::Re
             resource_id: info.resource_id.clone(),
             attributes,
         };
-        for (gi, &from) in open_from.iter().enumerate() {
+        for (gi, &open) in open_from.iter().enumerate() {
             if let Some(&last) = newest.get(&(key.clone(), policy, gi))
-                && last >= from
+                && last >= unwritten(policy, gi, first, open)
             {
                 marks.push((id, gi, last));
             }
@@ -120,7 +163,7 @@ impl Drop for ArchiveSink {
     /// stop) still saves its open buckets, newer than the last checkpoint.
     fn drop(&mut self) {
         if !self.saved {
-            match self.engine.save_state(&self.data_dir) {
+            match self.save_state() {
                 Ok(()) => tracing::warn!(
                     series = self.engine.series_count(),
                     "open buckets saved as the sink was dropped (no clean stop, or its save failed)"
@@ -156,6 +199,10 @@ pub struct ArchiveSink {
     checkpoint_every: i64,
     /// Wall time of the last checkpoint (or the start), ns.
     last_checkpoint: i64,
+    /// The write-ahead log (`[archive] wal`).
+    wal: Option<Wal>,
+    /// The last append to the log failed (logged once until one succeeds).
+    wal_failing: bool,
     clock: Clock,
     newest_event: i64,
     ticks: u64,
@@ -175,12 +222,13 @@ type ArchiveConfig = (
     crate::rollup::PolicyRules,
 );
 
-/// What of `config` the engine and writer are built from (`max_future`
-/// and `checkpoint_interval` are applied without a new engine).
+/// What of `config` the engine and writer are built from (`max_future`,
+/// `checkpoint_interval` and `wal` are applied without a new engine).
 fn archive_config(config: &PipelineConfig) -> ArchiveConfig {
     let settings = ArchiveSettings {
         max_future: Duration::ZERO,
         checkpoint_interval: Duration::ZERO,
+        wal: false,
         ..config.archive.clone()
     };
     (settings, config.policies.clone(), config.rules.clone())
@@ -188,11 +236,14 @@ fn archive_config(config: &PipelineConfig) -> ArchiveConfig {
 
 impl ArchiveSink {
     /// A sink over `engine` (whose open state is restored from
-    /// `settings.data_dir`), writing with `writer`, refusing measures
-    /// stamped more than `settings.max_future` after the wall clock.
+    /// `settings.data_dir`, the write-ahead log replayed over it), writing
+    /// with `writer`, refusing measures stamped more than
+    /// `settings.max_future` after the wall clock, appending every batch to
+    /// the write-ahead log when `settings.wal`.
     ///
     /// # Errors
-    /// A state file that exists but cannot be read.
+    /// A state file or log that exists but cannot be read; a replayed log
+    /// whose measures cannot be saved in the state file.
     pub fn new(
         mut engine: RollupEngine,
         writer: ArchiveWriter,
@@ -201,15 +252,29 @@ impl ArchiveSink {
     ) -> anyhow::Result<Self> {
         let data_dir = settings.data_dir.clone();
         let max_future = duration_ns(settings.max_future);
-        let restored = restore_state(&mut engine, &data_dir, &settings.root)?;
+        let wall = crate::pipeline::wall_clock_ns();
+        let (restored, replayed) = restore_state(
+            &mut engine,
+            &data_dir,
+            &settings.root,
+            wall.saturating_add(max_future),
+        )?;
         if restored > 0 {
             tracing::info!(series = restored, "restored open buckets");
+        }
+        let mut wal = Wal::new(&data_dir);
+        if replayed.batches > 0 || replayed.torn.is_some() {
+            // The log's measures are the state's now: a checkpoint of them,
+            // and a new log (a torn tail would hide what came after it).
+            engine
+                .save_state(&data_dir)
+                .context("cannot save the open buckets after replaying the write-ahead log")?;
+            wal.reset()?;
         }
         // A clock saved ahead of the wall clock (the wall clock was set
         // back, `max_future` shortened, or an older wasmeter imported
         // future-stamped samples) would refuse every live measure as
         // expired.
-        let wall = crate::pipeline::wall_clock_ns();
         if clock == Clock::Wall
             && let Some(saved) = engine.clock()
             && saved > wall.saturating_add(max_future)
@@ -230,6 +295,8 @@ impl ArchiveSink {
             max_future,
             checkpoint_every: duration_ns(settings.checkpoint_interval),
             last_checkpoint: wall,
+            wal: settings.wal.then_some(wal),
+            wal_failing: false,
             clock,
             newest_event: i64::MIN,
             ticks: 0,
@@ -249,8 +316,38 @@ impl ArchiveSink {
             return;
         }
         self.last_checkpoint = wall;
-        if let Err(e) = self.engine.save_state(&self.data_dir) {
+        if let Err(e) = self.save_state() {
             tracing::error!("checkpoint: cannot save the open buckets: {e:#}");
+        }
+    }
+
+    /// Saves the open buckets in the state file, then starts a new
+    /// write-ahead log (the state holds what the old one had).
+    fn save_state(&mut self) -> anyhow::Result<()> {
+        self.engine.save_state(&self.data_dir)?;
+        if let Some(wal) = &mut self.wal {
+            wal.reset()?;
+        }
+        Ok(())
+    }
+
+    /// Appends `batch` to the write-ahead log, if there is one. A failure
+    /// is logged (once until an append succeeds again); the batch is rolled
+    /// up all the same.
+    fn log_ahead(&mut self, batch: &Samples) {
+        let Some(wal) = &mut self.wal else {
+            return;
+        };
+        match wal.append(batch.batch()) {
+            Ok(()) => self.wal_failing = false,
+            Err(e) if !self.wal_failing => {
+                self.wal_failing = true;
+                tracing::error!(
+                    "{e:#}: the measures rolled up from now until the log can be written again, \
+                     or the next checkpoint, are lost if the process crashes"
+                );
+            }
+            Err(_) => {}
         }
     }
 
@@ -430,6 +527,8 @@ impl ArchiveSink {
 
 impl Sink for ArchiveSink {
     fn write(&mut self, _stage: &str, batch: &Samples) {
+        // Logged first: a sample printed is one a crash does not lose.
+        self.log_ahead(batch);
         if let Some(tee) = &mut self.tee {
             tee.write(batch);
         }
@@ -482,6 +581,17 @@ impl Sink for ArchiveSink {
     fn reconfigure(&mut self, config: &PipelineConfig) {
         self.max_future = duration_ns(config.archive.max_future);
         self.checkpoint_every = duration_ns(config.archive.checkpoint_interval);
+        match (&self.wal, config.archive.wal) {
+            (None, true) => self.wal = Some(Wal::new(&self.data_dir)),
+            // Turned off: what it holds goes into the state file first.
+            (Some(_), false) => match self.save_state() {
+                Ok(()) => self.wal = None,
+                Err(e) => tracing::error!(
+                    "reload: cannot save the open buckets, keeping the write-ahead log on: {e:#}"
+                ),
+            },
+            _ => {}
+        }
         let wanted = archive_config(config);
         if self.archive_config.as_ref() != Some(&wanted) {
             // Close what is closed under the old policies (the evaluator,
@@ -489,15 +599,21 @@ impl Sink for ArchiveSink {
             // through the state file.
             let now = self.now(crate::pipeline::wall_clock_ns());
             self.flush(now, false);
-            if let Err(e) = self.engine.save_state(&self.data_dir) {
+            if let Err(e) = self.save_state() {
                 tracing::error!(
                     "reload: cannot save the open buckets, keeping the old archive settings and alarms: {e:#}"
                 );
                 return;
             }
             let mut engine = RollupEngine::new(config.policies.clone(), config.rules.clone());
-            match restore_state(&mut engine, &self.data_dir, &config.archive.root) {
-                Ok(series) => tracing::info!(
+            let refuse_after = crate::pipeline::wall_clock_ns().saturating_add(self.max_future);
+            match restore_state(
+                &mut engine,
+                &self.data_dir,
+                &config.archive.root,
+                refuse_after,
+            ) {
+                Ok((series, _)) => tracing::info!(
                     series,
                     "reload: archive policies applied, open buckets carried over"
                 ),
@@ -517,6 +633,9 @@ impl Sink for ArchiveSink {
                 self.writer.plugins().clone(),
             );
             self.data_dir = config.archive.data_dir.clone();
+            if let Some(wal) = &mut self.wal {
+                *wal = Wal::new(&self.data_dir);
+            }
             self.archive_config = Some(wanted);
         }
         // The alarms follow the engine now in force.
@@ -545,7 +664,7 @@ impl Sink for ArchiveSink {
                 );
             }
         }
-        match self.engine.save_state(&self.data_dir) {
+        match self.save_state() {
             Ok(()) => self.saved = true,
             Err(e) => tracing::error!("cannot save the open buckets: {e:#}"),
         }
@@ -679,6 +798,10 @@ mod tests {
     }
 
     fn sink_with_clock(dir: &std::path::Path, clock: Clock) -> ArchiveSink {
+        sink_with(dir, clock, true)
+    }
+
+    fn sink_with(dir: &std::path::Path, clock: Clock, wal: bool) -> ArchiveSink {
         let policy = RawArchivePolicy {
             name: "p".into(),
             back_window: 0,
@@ -705,15 +828,20 @@ mod tests {
             data_dir: dir.to_path_buf(),
             max_future: crate::config::DEFAULT_MAX_FUTURE,
             checkpoint_interval: crate::config::DEFAULT_CHECKPOINT_INTERVAL,
+            wal,
         };
         ArchiveSink::new(engine, writer, &settings, clock).unwrap()
     }
 
     fn one_series(timestamps: Vec<i64>, values: Vec<f64>) -> Samples {
+        series_of("r", timestamps, values)
+    }
+
+    fn series_of(resource: &str, timestamps: Vec<i64>, values: Vec<f64>) -> Samples {
         let batch = WitBatch {
             series: vec![WitSeries {
                 metric: "m".into(),
-                resource_id: "r".into(),
+                resource_id: resource.into(),
                 unit: "1".into(),
                 type_: SampleType::Gauge,
                 attributes: vec![],
@@ -769,10 +897,98 @@ mod tests {
         std::mem::forget(sink);
     }
 
+    /// The archive's `last` values of metric `m`: (resource, timestamps,
+    /// values) per series.
+    fn archived_last(dir: &std::path::Path) -> Vec<(String, Vec<i64>, Vec<f64>)> {
+        use crate::query::reader::{Selection, read};
+        let sel = Selection {
+            metric: "m".into(),
+            resource: None,
+            granularity: None,
+            start: None,
+            stop: None,
+        };
+        let last = crate::rollup::AggregationMethod::parse("last").unwrap();
+        let (series, _) = read(dir, &sel, last).unwrap();
+        series
+            .into_iter()
+            .map(|s| (s.key.resource_id, s.timestamps, s.values))
+            .collect()
+    }
+
+    #[test]
+    fn a_crash_loses_none_of_the_measures_the_write_ahead_log_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = dir.path().join(super::wal::WAL_FILE);
+        let mut sink = sink_with_clock(dir.path(), Clock::EventTime);
+        sink.write("s", &one_series(vec![T0 + S], vec![1.0]));
+        let due = sink.last_checkpoint + sink.checkpoint_every;
+        sink.checkpoint_if_due(due);
+        assert!(!wal.exists(), "a checkpoint starts a new log");
+        // After the checkpoint, into T0's open bucket and a new series;
+        // then the process dies (no drop, no save).
+        sink.write("s", &one_series(vec![T0 + 30 * S], vec![2.0]));
+        sink.write("s", &series_of("new", vec![T0 + 10 * S], vec![5.0]));
+        assert!(wal.exists());
+        std::mem::forget(sink);
+
+        let mut sink = sink_with_clock(dir.path(), Clock::EventTime);
+        // Replayed, checkpointed, and the log started anew.
+        assert!(!wal.exists());
+        assert_eq!(saved_series(dir.path()), 2);
+        assert_eq!(sink.report(), &RollupReport::default());
+        sink.write("s", &one_series(vec![T0 + 61 * S], vec![3.0]));
+        sink.write("s", &series_of("new", vec![T0 + 61 * S], vec![6.0]));
+        sink.finish();
+        // T0's rows have the measures sent after the checkpoint.
+        assert_eq!(
+            archived_last(dir.path()),
+            [
+                ("new".to_owned(), vec![T0], vec![5.0]),
+                ("r".to_owned(), vec![T0], vec![2.0]),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_replayed_log_writes_no_bucket_the_crashed_run_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = sink_with_clock(dir.path(), Clock::EventTime);
+        sink.write("s", &one_series(vec![T0 + S], vec![1.0]));
+        let due = sink.last_checkpoint + sink.checkpoint_every;
+        sink.checkpoint_if_due(due);
+        // After the checkpoint: T0's bucket of `r` closes and is written,
+        // and so is that of a series the checkpoint does not know.
+        sink.write("s", &one_series(vec![T0 + 61 * S], vec![2.0]));
+        sink.write(
+            "s",
+            &series_of("new", vec![T0 + 5 * S, T0 + 62 * S], vec![5.0, 6.0]),
+        );
+        sink.tick(0);
+        assert_eq!(sink.writer.written().1, 2);
+        std::mem::forget(sink);
+
+        // The replay closes nothing; the archive marks both T0 buckets as
+        // written; what was open at the crash is kept.
+        let mut sink = sink_with_clock(dir.path(), Clock::EventTime);
+        sink.write("s", &one_series(vec![T0 + 121 * S], vec![3.0]));
+        sink.write("s", &series_of("new", vec![T0 + 121 * S], vec![7.0]));
+        sink.finish();
+        assert_eq!(
+            archived_last(dir.path()),
+            [
+                ("new".to_owned(), vec![T0, T0 + 60 * S], vec![5.0, 6.0]),
+                ("r".to_owned(), vec![T0, T0 + 60 * S], vec![1.0, 2.0]),
+            ]
+        );
+    }
+
     #[test]
     fn a_crash_after_a_checkpoint_writes_no_bucket_twice() {
         use crate::query::reader::{Selection, read};
         let dir = tempfile::tempdir().unwrap();
+        // Without the write-ahead log.
+        let sink_with_clock = |dir: &std::path::Path, clock| sink_with(dir, clock, false);
         let mut sink = sink_with_clock(dir.path(), Clock::EventTime);
         sink.write("s", &one_series(vec![T0 + S], vec![1.0]));
         let due = sink.last_checkpoint + sink.checkpoint_every;

@@ -303,8 +303,14 @@ pub fn import(args: ImportArgs) -> Result<(), Failure> {
         config.policies.clone().into(),
         digests,
     );
+    // No write-ahead log of its own: its input is files, read again more
+    // cheaply than logged. One left by a crashed `run` is replayed.
+    let settings = crate::config::ArchiveSettings {
+        wal: false,
+        ..config.archive.clone()
+    };
     let mut sink =
-        ArchiveSink::new(engine, writer, &config.archive, Clock::EventTime)?.for_config(&config);
+        ArchiveSink::new(engine, writer, &settings, Clock::EventTime)?.for_config(&config);
     let rt = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
     if let Some(evaluator) = alarms {
         let mut notifier = Notifier::new(config.notifier, rt.handle().clone())?;

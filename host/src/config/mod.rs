@@ -92,10 +92,18 @@ pub struct ArchiveSettings {
     pub max_future: Duration,
     /// How often the open buckets are saved to `DATA_DIR/open-buckets.arrow`
     /// while running (`checkpoint_interval`, default 5 min), besides at a
-    /// clean stop: a crash loses at most the measures accepted since, in
-    /// buckets not written yet. Each checkpoint writes the whole open state
-    /// (16 bytes per raw measure held).
+    /// clean stop; each starts a new write-ahead log ([`Self::wal`]).
+    /// Without the log a crash loses the measures accepted since, in buckets
+    /// not written yet. Each checkpoint writes the whole open state (16
+    /// bytes per raw measure held).
     pub checkpoint_interval: Duration,
+    /// Whether `wasmeter run` appends every batch the rollup engine
+    /// receives to the write-ahead log `DATA_DIR/open-buckets.wal` before
+    /// rolling it up (`wal`, default `true`), so that a crash loses no
+    /// measure accepted since the last checkpoint (see
+    /// [`crate::archive::wal`]). The log grows by about the Arrow size of
+    /// the samples (some 30 bytes each) between two checkpoints.
+    pub wal: bool,
 }
 
 /// The default of [`ArchiveSettings::checkpoint_interval`].
@@ -433,6 +441,8 @@ struct RawArchive {
     max_future: Option<Spanned<String>>,
     /// How often open buckets are saved while running, e.g. `5m`.
     checkpoint_interval: Option<Spanned<String>>,
+    /// Write-ahead log of the rollup engine's input.
+    wal: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -812,6 +822,7 @@ impl PipelineConfig {
                     .unwrap_or(DEFAULT_CHECKPOINT_INTERVAL),
                 None => DEFAULT_CHECKPOINT_INTERVAL,
             },
+            wal: raw.archive.wal.unwrap_or(true),
         };
         let alarms = alarms::build_alarms(&src, raw.alarm, base, (&policies, &rules), &mut errors);
         let notifier = alarms::build_notifier(&src, raw.notifier.as_ref(), &mut errors);

@@ -234,7 +234,7 @@ fn precision_bits_is_read_and_checked_with_its_field() {
 }
 
 #[test]
-fn max_future_defaults_to_an_hour_and_must_be_a_positive_duration() {
+fn archive_max_future_checkpoint_interval_and_wal_are_read_and_checked() {
     let stage = "[[collector]]\nname = \"c\"\nplugin = \"builtin:procfs\"\ninterval = \"1s\"\n";
     assert_eq!(
         parse(stage).unwrap().archive.max_future,
@@ -250,6 +250,16 @@ fn max_future_defaults_to_an_hour_and_must_be_a_positive_duration() {
     .unwrap();
     assert_eq!(c.archive.max_future, Duration::from_secs(600));
     assert_eq!(c.archive.checkpoint_interval, Duration::from_secs(30));
+    assert!(c.archive.wal, "the write-ahead log is on by default");
+    let c = parse(&format!("{stage}[archive]\nwal = false\n")).unwrap();
+    assert!(!c.archive.wal);
+    let errs = parse(&format!("{stage}[archive]\nwal = \"no\"\n")).unwrap_err();
+    assert_eq!(errs.0.len(), 1);
+    assert_eq!(errs.0[0].line, Some(6));
+    assert_eq!(
+        (errs.0[0].field.as_str(), errs.0[0].message.as_str()),
+        ("archive", "invalid type: string \"no\", expected a boolean")
+    );
     for (value, message) in [
         ("0s", "must be greater than zero"),
         ("soon", "bad duration \"soon\""),

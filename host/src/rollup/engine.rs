@@ -264,6 +264,9 @@ pub struct RollupEngine {
     expired_before: Vec<i64>,
     /// Measures stamped after this are refused as future.
     refuse_after: i64,
+    /// Set while replaying the write-ahead log: ingestion closes nothing
+    /// (see [`RollupEngine::replay_samples`]).
+    hold_closing: bool,
     // Scratch buffers reused across batches.
     group_offsets: Vec<usize>,
     group_points: Vec<Point>,
@@ -286,6 +289,7 @@ impl RollupEngine {
             clock: i64::MIN,
             expired_before: vec![i64::MIN; policies.len()],
             refuse_after: i64::MAX,
+            hold_closing: false,
             policies: policies.into(),
             rules,
             series: Vec::new(),
@@ -380,13 +384,36 @@ impl RollupEngine {
         self.series.len()
     }
 
-    /// The series held, by id: identity, policy index and, per granularity
-    /// of the policy, the start of the first bucket not yet written (ns).
-    pub fn open_series(&self) -> impl Iterator<Item = (usize, &SeriesInfo, usize, &[i64])> {
-        self.series
-            .iter()
-            .enumerate()
-            .map(|(id, st)| (id, &*st.info, st.policy, &st.open_from[..]))
+    /// The series that hold raw measures, by id: identity, policy index,
+    /// the oldest measure held (ns) and, per granularity of the policy, the
+    /// start of the first bucket not yet written (ns).
+    pub fn open_series(&self) -> impl Iterator<Item = (usize, &SeriesInfo, usize, i64, &[i64])> {
+        self.series.iter().enumerate().filter_map(|(id, st)| {
+            let first = st.points.first()?.0;
+            Some((id, &*st.info, st.policy, first, &st.open_from[..]))
+        })
+    }
+
+    /// [`RollupEngine::ingest_samples`] that closes no bucket: for the
+    /// write-ahead log's batches at start, replayed before the buckets the
+    /// archive already holds are marked written (a bucket closed during the
+    /// replay would be written again). The next [`RollupEngine::advance`]
+    /// closes what is due. Measures are accepted or refused as when they
+    /// first came, the cutoff being the series' own.
+    ///
+    /// # Errors
+    /// As [`RollupEngine::ingest`].
+    pub fn replay_samples(&mut self, samples: &Samples) -> Result<(), BatchError> {
+        self.hold_closing = true;
+        let result = self.ingest_samples(samples);
+        self.hold_closing = false;
+        result
+    }
+
+    /// Zeroes the counters (after a replay, so that they count what this
+    /// run received).
+    pub fn clear_report(&mut self) {
+        self.report = RollupReport::default();
     }
 
     /// Records that the buckets of series `id` at granularity index `gi`
@@ -621,7 +648,9 @@ impl RollupEngine {
             }
             st.points = merged;
         }
-        if let Some(last) = st.last {
+        if let Some(last) = st.last
+            && !self.hold_closing
+        {
             let cutoff = floor(last, block) - block * ebw;
             self.close_series(id, cutoff);
         }

@@ -1,0 +1,311 @@
+//! The rollup engine's write-ahead log: every sample batch the sink
+//! receives in `wasmeter run`, appended before it is rolled up, so that a
+//! crash (kill -9, OOM kill, panic, power loss of the OS's written-back
+//! part) loses none of the measures accepted since the last checkpoint.
+//!
+//! The log is `DATA_DIR/open-buckets.wal`: one Arrow IPC stream of batches
+//! in the sample schema ([`crate::batch::schema`]), each with its own
+//! dictionaries. It holds what came after the state file
+//! (`open-buckets.arrow`) was last saved: a checkpoint, a reload or a clean
+//! stop saves the state and then removes the log, and the next batch starts
+//! a new one. A start replays it into the restored state (see
+//! [`RollupEngine::replay_samples`](crate::rollup::RollupEngine::replay_samples)),
+//! saves the state and removes it.
+//!
+//! Each batch is handed to the OS (one `write`) before the engine sees it;
+//! there is no `fsync` per batch, so after a power loss the log keeps what
+//! the OS had written back. A batch cut off by a crash in the middle of its
+//! write is the log's last: it is reported and left out, the batches
+//! before it are replayed.
+
+use std::cell::Cell;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use anyhow::Context;
+use arrow::array::RecordBatch;
+use arrow::ipc::reader::StreamReader;
+use arrow::ipc::writer::StreamWriter;
+
+/// The log's file name in the data directory.
+pub const WAL_FILE: &str = "open-buckets.wal";
+
+/// The log being written.
+pub struct Wal {
+    path: PathBuf,
+    /// Open from the first batch after a [`Wal::reset`] on.
+    writer: Option<StreamWriter<BufWriter<File>>>,
+}
+
+/// What [`replay`] read.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Replayed {
+    /// Batches handed to the callback.
+    pub batches: usize,
+    /// Their rows (samples).
+    pub samples: usize,
+    /// Why reading stopped before the end: the log's last batch was cut
+    /// off (a crash in the middle of its write) or is unreadable.
+    pub torn: Option<String>,
+}
+
+impl Wal {
+    /// The log in `data_dir` (the file is created by the first append).
+    pub fn new(data_dir: &Path) -> Self {
+        Wal {
+            path: data_dir.join(WAL_FILE),
+            writer: None,
+        }
+    }
+
+    /// The log's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends `batch` and hands its bytes to the OS.
+    ///
+    /// # Errors
+    /// I/O and Arrow errors, with the path; the log is then closed, and the
+    /// next append starts a new stream after what was written.
+    pub fn append(&mut self, batch: &RecordBatch) -> anyhow::Result<()> {
+        let result = self.try_append(batch);
+        if result.is_err() {
+            self.writer = None;
+        }
+        result.with_context(|| format!("write-ahead log {}", self.path.display()))
+    }
+
+    fn try_append(&mut self, batch: &RecordBatch) -> anyhow::Result<()> {
+        let writer = match &mut self.writer {
+            Some(w) => w,
+            None => {
+                // Appending: a stream after a failed one is read on (see
+                // `replay`).
+                let file = File::options().create(true).append(true).open(&self.path)?;
+                let w = StreamWriter::try_new(BufWriter::new(file), &batch.schema())?;
+                self.writer.insert(w)
+            }
+        };
+        writer.write(batch)?;
+        writer.flush()?;
+        Ok(())
+    }
+
+    /// Removes the log: the state file saved just now holds what it had.
+    ///
+    /// # Errors
+    /// The file exists but cannot be removed.
+    pub fn reset(&mut self) -> anyhow::Result<()> {
+        self.writer = None;
+        match std::fs::remove_file(&self.path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("cannot remove {}", self.path.display()))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Reads the log in `data_dir`, if there is one, handing every whole batch
+/// to `each` in the order written.
+///
+/// # Errors
+/// The file exists but cannot be opened. A damaged tail is not an error:
+/// it ends the replay and is reported in [`Replayed::torn`].
+pub fn replay(data_dir: &Path, mut each: impl FnMut(RecordBatch)) -> anyhow::Result<Replayed> {
+    let path = data_dir.join(WAL_FILE);
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Replayed::default()),
+        Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
+    };
+    let len = file
+        .metadata()
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .len();
+    let read = Rc::new(Cell::new(0u64));
+    let mut input = Counted {
+        inner: BufReader::new(file),
+        read: Rc::clone(&read),
+    };
+    let mut done = Replayed::default();
+    // The end of the last whole message read.
+    let mut good = 0u64;
+    let torn =
+        |good: u64, why: &dyn std::fmt::Display| Some(format!("at byte {good} of {len}: {why}"));
+    // One stream per writer opened since the last reset, one after another:
+    // a stream's reader stops at the next one's schema with an error, and
+    // the next is read from the end of the last whole batch.
+    let mut stopped: Option<arrow::error::ArrowError> = None;
+    while good < len {
+        let stream = match StreamReader::try_new(&mut input, None) {
+            Ok(s) => s,
+            Err(e) => {
+                done.torn = torn(good, stopped.as_ref().unwrap_or(&e));
+                return Ok(done);
+            }
+        };
+        good = read.get();
+        stopped = None;
+        for batch in stream {
+            match batch {
+                Ok(b) => {
+                    good = read.get();
+                    done.batches += 1;
+                    done.samples += b.num_rows();
+                    each(b);
+                }
+                Err(e) => {
+                    stopped = Some(e);
+                    break;
+                }
+            }
+        }
+        if stopped.is_some() {
+            input
+                .inner
+                .seek(SeekFrom::Start(good))
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            read.set(good);
+            continue;
+        }
+        // The writer never ends its stream: the reader stops at the end of
+        // the file, having read part of a message if the last was cut off.
+        if read.get() > good {
+            done.torn = torn(good, &"a batch cut off");
+            return Ok(done);
+        }
+    }
+    Ok(done)
+}
+
+/// A reader that counts the bytes it hands out.
+struct Counted<R> {
+    inner: R,
+    read: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.set(self.read.get() + n as u64);
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::Samples;
+    use crate::bindings::{SampleType, WitBatch, WitSeries};
+
+    fn samples(resource: &str, timestamps: Vec<i64>, values: Vec<f64>) -> RecordBatch {
+        let batch = WitBatch {
+            series: vec![WitSeries {
+                metric: "m".into(),
+                resource_id: resource.into(),
+                unit: "1".into(),
+                type_: SampleType::Gauge,
+                attributes: vec![("k".into(), "v".into())],
+            }],
+            series_index: vec![0; timestamps.len()],
+            timestamps,
+            values,
+        };
+        Samples::from_wit(batch).unwrap().batch().clone()
+    }
+
+    fn read_all(dir: &Path) -> (Vec<RecordBatch>, Replayed) {
+        let mut got = Vec::new();
+        let r = replay(dir, |b| got.push(b)).unwrap();
+        (got, r)
+    }
+
+    #[test]
+    fn batches_of_other_dictionaries_come_back_as_written_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut wal = Wal::new(dir.path());
+        let a = samples("host-a", vec![1, 2], vec![1.5, 2.5]);
+        let b = samples("host-b", vec![3], vec![-0.0]);
+        wal.append(&a).unwrap();
+        wal.append(&b).unwrap();
+        let (got, r) = read_all(dir.path());
+        assert_eq!(got, [a, b]);
+        assert_eq!(
+            r,
+            Replayed {
+                batches: 2,
+                samples: 3,
+                torn: None
+            }
+        );
+    }
+
+    #[test]
+    fn no_log_replays_nothing_and_reset_removes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_all(dir.path()).1, Replayed::default());
+        let mut wal = Wal::new(dir.path());
+        wal.reset().unwrap();
+        wal.append(&samples("h", vec![1], vec![1.0])).unwrap();
+        assert!(wal.path().exists());
+        wal.reset().unwrap();
+        assert!(!wal.path().exists());
+        // The next append starts a new log of its own.
+        let c = samples("h", vec![5], vec![5.0]);
+        wal.append(&c).unwrap();
+        assert_eq!(read_all(dir.path()).0, [c]);
+    }
+
+    #[test]
+    fn a_batch_cut_off_by_a_crash_is_left_out_and_the_ones_before_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut wal = Wal::new(dir.path());
+        let a = samples("host-a", vec![1, 2], vec![1.5, 2.5]);
+        wal.append(&a).unwrap();
+        let whole = std::fs::metadata(wal.path()).unwrap().len();
+        wal.append(&samples("host-b", vec![3, 4, 5], vec![3.0, 4.0, 5.0]))
+            .unwrap();
+        let end = std::fs::metadata(wal.path()).unwrap().len();
+        drop(wal);
+        // Every cut inside the second batch's bytes keeps the first batch.
+        let bytes = std::fs::read(dir.path().join(WAL_FILE)).unwrap();
+        for cut in (whole + 1..end).step_by(7) {
+            std::fs::write(dir.path().join(WAL_FILE), &bytes[..cut as usize]).unwrap();
+            let (got, r) = read_all(dir.path());
+            assert_eq!(got, std::slice::from_ref(&a), "cut at {cut}");
+            assert!(r.torn.is_some(), "cut at {cut}");
+        }
+        // Cut at the batch boundary: nothing torn.
+        std::fs::write(dir.path().join(WAL_FILE), &bytes[..whole as usize]).unwrap();
+        assert_eq!(
+            read_all(dir.path()),
+            (
+                vec![a],
+                Replayed {
+                    batches: 1,
+                    samples: 2,
+                    torn: None
+                }
+            )
+        );
+    }
+
+    #[test]
+    fn a_stream_after_a_failed_writer_is_read_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = samples("host-a", vec![1], vec![1.0]);
+        let b = samples("host-b", vec![2], vec![2.0]);
+        let mut wal = Wal::new(dir.path());
+        wal.append(&a).unwrap();
+        // What a writer opened again after an error does: a second stream.
+        let mut again = Wal::new(dir.path());
+        again.append(&b).unwrap();
+        let (got, r) = read_all(dir.path());
+        assert_eq!(got, [a, b]);
+        assert_eq!(r.torn, None);
+    }
+}
