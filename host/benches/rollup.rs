@@ -1,6 +1,7 @@
 //! Rollup throughput (samples/s through the engine with 3 granularities ×
-//! 6 methods over 10,000 series) and archive density (Parquet bytes per
-//! stored aggregate value on NAB's machine temperature series).
+//! 6 methods over 10,000 series), archive density (Parquet bytes per
+//! stored aggregate value on NAB's machine temperature series) and the
+//! write-ahead log's append rate.
 //!
 //! `cargo bench -p wasmeter --bench rollup`
 
@@ -145,6 +146,56 @@ fn throughput(c: &mut Criterion) {
                 spent += start.elapsed();
             }
             spent
+        })
+    });
+    g.finish();
+}
+
+/// The write-ahead log's cost per batch in `wasmeter run`: one 64k-sample
+/// batch of 10,000 series appended (Arrow IPC encode, one write to the OS),
+/// the log started anew every 64 batches as a checkpoint would.
+fn wal_append(c: &mut Criterion) {
+    let series = series();
+    let batch = wasmeter::bindings::WitBatch {
+        series_index: (0..BATCH).map(|i| (i % SERIES) as u32).collect(),
+        timestamps: (0..BATCH as i64)
+            .map(|i| 1_699_920_000_000_000_000 + i)
+            .collect(),
+        values: (0..BATCH).map(|i| (i % 97) as f64 * 0.5).collect(),
+        series,
+    };
+    let samples = wasmeter::batch::Samples::from_wit(batch.clone()).unwrap();
+    // The log's size per sample, without attributes and with two.
+    for attributes in [vec![], vec![("cpu", "12"), ("mode", "user")]] {
+        let mut batch = batch.clone();
+        for s in &mut batch.series {
+            s.attributes = attributes
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut wal = wasmeter::archive::wal::Wal::new(dir.path());
+        let samples = wasmeter::batch::Samples::from_wit(batch).unwrap();
+        wal.append(samples.batch()).unwrap();
+        let bytes = std::fs::metadata(wal.path()).unwrap().len();
+        eprintln!(
+            "write-ahead log: {:.1} bytes per sample with attributes {attributes:?}",
+            bytes as f64 / BATCH as f64
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut wal = wasmeter::archive::wal::Wal::new(dir.path());
+    let mut g = c.benchmark_group("wal");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    let mut appended = 0u64;
+    g.bench_function("append_64k_samples_10k_series", |b| {
+        b.iter(|| {
+            appended += 1;
+            if appended.is_multiple_of(64) {
+                wal.reset().unwrap();
+            }
+            wal.append(samples.batch()).unwrap();
         })
     });
     g.finish();
@@ -296,5 +347,5 @@ fn walk(dir: &std::path::Path, f: &mut impl FnMut(&std::path::Path)) {
     }
 }
 
-criterion_group!(benches, density, throughput);
+criterion_group!(benches, density, throughput, wal_append);
 criterion_main!(benches);

@@ -304,12 +304,11 @@ fn a_bucket_split_across_a_restart_is_one_row() {
     assert_eq!(out, format!("{} 3.0 5.0 3.0 4.8\n", h / 1000));
 }
 
-/// `wasmeter run` killed with SIGKILL after a checkpoint, while buckets
-/// it had open at the checkpoint were written since, then started again:
-/// every bucket is in the archive once.
 /// A config of `wasmeter run` in `dir`: the procfs fixture collected every
-/// 200 ms, rolled up into 1 s buckets (`count`, `last`) of policy `second`,
-/// open buckets checkpointed every `checkpoint_interval`.
+/// 200 ms, rolled up into 1 s buckets (`count`, `last`) of policy `second`
+/// with a back window of 2 s (a batch that reaches the rollup up to 2 s
+/// after its timestamp is not late), open buckets checkpointed every
+/// `checkpoint_interval`.
 fn procfs_per_second(dir: &Path, checkpoint_interval: &str) -> PathBuf {
     let proc_dir = data_dir()
         .join("node_exporter-fixtures/proc")
@@ -333,7 +332,7 @@ grants = {{ read_dirs = ["{p}"] }}
 
 [[archive_policy]]
 name = "second"
-back_window = 0
+back_window = 2
 aggregation_methods = ["count", "last"]
 definition = [{{ granularity = "1s", timespan = "1h" }}]
 
@@ -383,6 +382,9 @@ fn run_for_3s(config: &Path) -> String {
     stderr
 }
 
+/// `wasmeter run` killed with SIGKILL after a checkpoint, while buckets
+/// it had open at the checkpoint were written since, then started again:
+/// every bucket is in the archive once.
 #[test]
 fn a_run_killed_after_a_checkpoint_writes_no_bucket_twice_when_started_again() {
     let dir = tempfile::tempdir().unwrap();
@@ -402,7 +404,8 @@ fn a_run_killed_after_a_checkpoint_writes_no_bucket_twice_when_started_again() {
         assert!(std::time::Instant::now() < deadline, "no checkpoint");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    std::thread::sleep(std::time::Duration::from_millis(2500));
+    // (a 1 s bucket is written 2 s after its end: the back window).
+    std::thread::sleep(std::time::Duration::from_millis(3500));
     first.kill().unwrap();
     first.wait().unwrap();
     run_for_3s(&config);
@@ -416,6 +419,9 @@ fn a_run_killed_after_a_checkpoint_writes_no_bucket_twice_when_started_again() {
     assert_eq!(counts[0], counts[1], "a bucket written twice: {rows:?}");
 }
 
+/// `wasmeter run --print` killed with SIGKILL before its first
+/// checkpoint, then started again: every sample it printed is in the
+/// archive, from the write-ahead log.
 #[test]
 fn a_run_killed_with_no_checkpoint_loses_no_sample_it_printed() {
     use std::io::BufRead;

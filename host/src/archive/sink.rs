@@ -331,14 +331,35 @@ impl ArchiveSink {
         Ok(())
     }
 
-    /// Appends `batch` to the write-ahead log, if there is one. A failure
-    /// is logged (once until an append succeeds again); the batch is rolled
-    /// up all the same.
-    fn log_ahead(&mut self, batch: &Samples) {
+    /// Appends `batch` to the write-ahead log, if there is one, but for
+    /// its samples stamped after `refuse_after` (`ts`: its timestamps),
+    /// which the engine refuses as future now and a replay later would
+    /// take. A failure is logged (once until an append succeeds again); the
+    /// batch is rolled up all the same.
+    fn log_ahead(
+        &mut self,
+        batch: &Samples,
+        ts: Option<&arrow::array::TimestampNanosecondArray>,
+        refuse_after: i64,
+    ) {
         let Some(wal) = &mut self.wal else {
             return;
         };
-        match wal.append(batch.batch()) {
+        let future = ts.is_some_and(|ts| ts.values().iter().any(|&t| t > refuse_after));
+        let result = if future {
+            let ts = ts.expect("checked");
+            let now: arrow::array::BooleanArray = ts
+                .values()
+                .iter()
+                .map(|&t| Some(t <= refuse_after))
+                .collect();
+            arrow::compute::filter_record_batch(batch.batch(), &now)
+                .map_err(anyhow::Error::from)
+                .and_then(|b| wal.append(&b))
+        } else {
+            wal.append(batch.batch())
+        };
+        match result {
             Ok(()) => self.wal_failing = false,
             Err(e) if !self.wal_failing => {
                 self.wal_failing = true;
@@ -527,16 +548,17 @@ impl ArchiveSink {
 
 impl Sink for ArchiveSink {
     fn write(&mut self, _stage: &str, batch: &Samples) {
+        let refuse_after = crate::pipeline::wall_clock_ns().saturating_add(self.max_future);
+        let ts = batch
+            .column_by_name(columns::TIMESTAMP)
+            .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>());
         // Logged first: a sample printed is one a crash does not lose.
-        self.log_ahead(batch);
+        self.log_ahead(batch, ts, refuse_after);
         if let Some(tee) = &mut self.tee {
             tee.write(batch);
         }
-        let refuse_after = crate::pipeline::wall_clock_ns().saturating_add(self.max_future);
         self.engine.refuse_after(refuse_after);
-        if let Some(ts) = batch
-            .column_by_name(columns::TIMESTAMP)
-            .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
+        if let Some(ts) = ts
             && let Some((min, max)) = event_time_range(ts, refuse_after)
         {
             // Event time: the evaluations due before these samples run
@@ -582,7 +604,13 @@ impl Sink for ArchiveSink {
         self.max_future = duration_ns(config.archive.max_future);
         self.checkpoint_every = duration_ns(config.archive.checkpoint_interval);
         match (&self.wal, config.archive.wal) {
-            (None, true) => self.wal = Some(Wal::new(&self.data_dir)),
+            (None, true) => {
+                // From a checkpoint on: the log holds what comes after it.
+                self.wal = Some(Wal::new(&self.data_dir));
+                if let Err(e) = self.save_state() {
+                    tracing::error!("reload: cannot save the open buckets: {e:#}");
+                }
+            }
             // Turned off: what it holds goes into the state file first.
             (Some(_), false) => match self.save_state() {
                 Ok(()) => self.wal = None,
@@ -632,9 +660,17 @@ impl Sink for ArchiveSink {
                 config.policies.clone().into(),
                 self.writer.plugins().clone(),
             );
+            let moved = self.data_dir != config.archive.data_dir;
             self.data_dir = config.archive.data_dir.clone();
             if let Some(wal) = &mut self.wal {
                 *wal = Wal::new(&self.data_dir);
+            }
+            if moved && let Err(e) = self.save_state() {
+                // The old directory's state file holds them still.
+                tracing::error!(
+                    "reload: cannot save the open buckets in the new data_dir {}: {e:#}",
+                    self.data_dir.display()
+                );
             }
             self.archive_config = Some(wanted);
         }
@@ -948,6 +984,33 @@ mod tests {
                 ("r".to_owned(), vec![T0], vec![2.0]),
             ]
         );
+    }
+
+    #[test]
+    fn samples_refused_as_future_are_not_logged() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = sink_with_clock(dir.path(), Clock::EventTime);
+        let wall = crate::pipeline::wall_clock_ns();
+        let limit = wall + duration_ns(crate::config::DEFAULT_MAX_FUTURE);
+        sink.write(
+            "s",
+            &one_series(
+                vec![T0 + S, limit + 3_600 * S, T0 + 2 * S],
+                vec![1.0, 9.0, 2.0],
+            ),
+        );
+        assert_eq!(sink.report().future.get("m"), Some(&1));
+        let mut logged = Vec::new();
+        super::wal::replay(dir.path(), |b| logged.push(b)).unwrap();
+        assert_eq!(logged.len(), 1);
+        let values = logged[0]
+            .column_by_name(columns::VALUE)
+            .unwrap()
+            .as_primitive::<Float64Type>()
+            .values()
+            .to_vec();
+        assert_eq!(values, [1.0, 2.0]);
+        std::mem::forget(sink);
     }
 
     #[test]

@@ -2,19 +2,24 @@
 //! receives in `wasmeter run`, appended before it is rolled up, so that a
 //! crash (kill -9, OOM kill, panic, power loss of the OS's written-back
 //! part) loses none of the measures accepted since the last checkpoint.
+//! Left out: the samples refused as future (stamped more than `max_future`
+//! after the wall clock when they came, so a replay later cannot take
+//! them), and wasmeter's own `wasmeter.rollup.*` / `wasmeter.alarm.*`
+//! counters, which start again at a restart anyway.
 //!
 //! The log is `DATA_DIR/open-buckets.wal`: one Arrow IPC stream of batches
 //! in the sample schema ([`crate::batch::schema`]), each with its own
 //! dictionaries. It holds what came after the state file
-//! (`open-buckets.arrow`) was last saved: a checkpoint, a reload or a clean
-//! stop saves the state and then removes the log, and the next batch starts
-//! a new one. A start replays it into the restored state (see
+//! (`open-buckets.arrow`) was last saved: a checkpoint, a reload that
+//! changes the archive settings, policies or rules, or a clean stop saves
+//! the state and then removes the log, and the next batch starts a new
+//! one. A start replays it into the restored state (see
 //! [`RollupEngine::replay_samples`](crate::rollup::RollupEngine::replay_samples)),
 //! saves the state and removes it.
 //!
-//! Each batch is handed to the OS (one `write`) before the engine sees it;
-//! there is no `fsync` per batch, so after a power loss the log keeps what
-//! the OS had written back. A batch cut off by a crash in the middle of its
+//! Each batch is flushed to the OS before the engine sees it; there is no
+//! `fsync` per batch, so after a power loss the log keeps what the OS had
+//! written back. A batch cut off by a crash in the middle of its
 //! write is the log's last: it is reported and left out, the batches
 //! before it are replayed.
 
@@ -37,6 +42,8 @@ pub struct Wal {
     path: PathBuf,
     /// Open from the first batch after a [`Wal::reset`] on.
     writer: Option<StreamWriter<BufWriter<File>>>,
+    /// The file's length up to the end of the last batch appended whole.
+    whole: u64,
 }
 
 /// What [`replay`] read.
@@ -57,6 +64,7 @@ impl Wal {
         Wal {
             path: data_dir.join(WAL_FILE),
             writer: None,
+            whole: 0,
         }
     }
 
@@ -65,11 +73,12 @@ impl Wal {
         &self.path
     }
 
-    /// Appends `batch` and hands its bytes to the OS.
+    /// Appends `batch` and flushes it to the OS.
     ///
     /// # Errors
-    /// I/O and Arrow errors, with the path; the log is then closed, and the
-    /// next append starts a new stream after what was written.
+    /// I/O and Arrow errors, with the path. The log is then closed; the
+    /// next append cuts off what the failed one left (part of a message)
+    /// and starts a new stream after the last whole batch.
     pub fn append(&mut self, batch: &RecordBatch) -> anyhow::Result<()> {
         let result = self.try_append(batch);
         if result.is_err() {
@@ -82,15 +91,21 @@ impl Wal {
         let writer = match &mut self.writer {
             Some(w) => w,
             None => {
-                // Appending: a stream after a failed one is read on (see
-                // `replay`).
-                let file = File::options().create(true).append(true).open(&self.path)?;
+                let mut file = File::options()
+                    .create(true)
+                    .write(true)
+                    .truncate(false)
+                    .open(&self.path)?;
+                file.set_len(self.whole)?;
+                file.seek(SeekFrom::Start(self.whole))?;
                 let w = StreamWriter::try_new(BufWriter::new(file), &batch.schema())?;
                 self.writer.insert(w)
             }
         };
         writer.write(batch)?;
         writer.flush()?;
+        // Flushed: the file's position is the end of what was written.
+        self.whole = writer.get_mut().get_mut().stream_position()?;
         Ok(())
     }
 
@@ -100,6 +115,7 @@ impl Wal {
     /// The file exists but cannot be removed.
     pub fn reset(&mut self) -> anyhow::Result<()> {
         self.writer = None;
+        self.whole = 0;
         match std::fs::remove_file(&self.path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 Err(e).with_context(|| format!("cannot remove {}", self.path.display()))
@@ -273,7 +289,7 @@ mod tests {
         drop(wal);
         // Every cut inside the second batch's bytes keeps the first batch.
         let bytes = std::fs::read(dir.path().join(WAL_FILE)).unwrap();
-        for cut in (whole + 1..end).step_by(7) {
+        for cut in whole + 1..end {
             std::fs::write(dir.path().join(WAL_FILE), &bytes[..cut as usize]).unwrap();
             let (got, r) = read_all(dir.path());
             assert_eq!(got, std::slice::from_ref(&a), "cut at {cut}");
@@ -295,17 +311,30 @@ mod tests {
     }
 
     #[test]
-    fn a_stream_after_a_failed_writer_is_read_on() {
+    fn an_append_after_a_failed_one_cuts_off_its_part_and_is_read_on() {
         let dir = tempfile::tempdir().unwrap();
         let a = samples("host-a", vec![1], vec![1.0]);
         let b = samples("host-b", vec![2], vec![2.0]);
+        let c = samples("host-c", vec![3], vec![3.0]);
         let mut wal = Wal::new(dir.path());
         wal.append(&a).unwrap();
-        // What a writer opened again after an error does: a second stream.
-        let mut again = Wal::new(dir.path());
-        again.append(&b).unwrap();
+        wal.append(&b).unwrap();
+        // A failed append: part of a message written, the writer closed.
+        let whole = std::fs::metadata(wal.path()).unwrap().len();
+        let mut bytes = std::fs::read(wal.path()).unwrap();
+        bytes.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x40, 0, 0, 0, 1, 2, 3]);
+        std::fs::write(wal.path(), &bytes).unwrap();
+        wal.writer = None;
+        // The next append starts a second stream where `b` ended.
+        wal.append(&c).unwrap();
+        let mut cut = bytes;
+        cut.truncate(whole as usize);
+        assert_eq!(
+            std::fs::read(wal.path()).unwrap()[..whole as usize],
+            cut[..]
+        );
         let (got, r) = read_all(dir.path());
-        assert_eq!(got, [a, b]);
+        assert_eq!(got, [a, b, c]);
         assert_eq!(r.torn, None);
     }
 }

@@ -398,8 +398,11 @@ impl RollupEngine {
     /// write-ahead log's batches at start, replayed before the buckets the
     /// archive already holds are marked written (a bucket closed during the
     /// replay would be written again). The next [`RollupEngine::advance`]
-    /// closes what is due. Measures are accepted or refused as when they
-    /// first came, the cutoff being the series' own.
+    /// closes what is due. The back-window cutoff is each series' own, as
+    /// when the measures first came; the expiry floors are those restored
+    /// (so a measure refused as expired then may be taken now), and the
+    /// buckets the wall clock closed then are still open (their late
+    /// measures are taken: the archive check drops those it holds).
     ///
     /// # Errors
     /// As [`RollupEngine::ingest`].
