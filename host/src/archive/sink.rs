@@ -203,6 +203,8 @@ pub struct ArchiveSink {
     wal: Option<Wal>,
     /// The last append to the log failed (logged once until one succeeds).
     wal_failing: bool,
+    /// Appends to the log that failed.
+    wal_failures: u64,
     clock: Clock,
     newest_event: i64,
     ticks: u64,
@@ -297,6 +299,7 @@ impl ArchiveSink {
             last_checkpoint: wall,
             wal: settings.wal.then_some(wal),
             wal_failing: false,
+            wal_failures: 0,
             clock,
             newest_event: i64::MIN,
             ticks: 0,
@@ -359,6 +362,9 @@ impl ArchiveSink {
         } else {
             wal.append(batch.batch())
         };
+        if result.is_err() {
+            self.wal_failures += 1;
+        }
         match result {
             Ok(()) => self.wal_failing = false,
             Err(e) if !self.wal_failing => {
@@ -523,6 +529,21 @@ impl ArchiveSink {
                 ];
                 push("wasmeter.rollup.refused", attrs, *n as f64);
             }
+        }
+        if let Some(wal) = &self.wal {
+            push(
+                "wasmeter.rollup.wal_failures",
+                vec![],
+                self.wal_failures as f64,
+            );
+            series.push(WitSeries {
+                metric: "wasmeter.rollup.wal_size".to_owned(),
+                resource_id: "rollup".to_owned(),
+                unit: "B".to_owned(),
+                type_: SampleType::Gauge,
+                attributes: vec![],
+            });
+            values.push(wal.size() as f64);
         }
         series.push(WitSeries {
             metric: "wasmeter.rollup.series".to_owned(),
@@ -1157,9 +1178,9 @@ mod tests {
             "{:?}",
             sink.report().future
         );
-        // The batch's sample, then accepted, rows_closed, series_forgotten
-        // and series.
-        assert_eq!(sink.report().accepted, 1 + 4);
+        // The batch's sample, then accepted, rows_closed, series_forgotten,
+        // wal_failures, wal_size and series.
+        assert_eq!(sink.report().accepted, 1 + 6);
     }
 
     #[test]
@@ -1167,6 +1188,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut sink = one_minute_sink(dir.path());
         sink.write("s", &one_series(vec![T0, -S], vec![1.0, 2.0]));
+        let wal_size = std::fs::metadata(dir.path().join(super::wal::WAL_FILE))
+            .unwrap()
+            .len();
+        assert!(wal_size > 0);
         // The first tick closes m's bucket and forgets m (silent for an
         // hour); the tenth ingests the counters, stamped at its second.
         let now = T0 + 3600 * S + S / 2;
@@ -1200,6 +1225,14 @@ mod tests {
             ),
             (("wasmeter.rollup.refused".into(), refused), (at, Some(1.0))),
             (("wasmeter.rollup.series".into(), vec![]), (at, Some(0.0))),
+            (
+                ("wasmeter.rollup.wal_failures".into(), vec![]),
+                (at, Some(0.0)),
+            ),
+            (
+                ("wasmeter.rollup.wal_size".into(), vec![]),
+                (at, Some(wal_size as f64)),
+            ),
         ]
         .into_iter()
         .collect();

@@ -73,6 +73,12 @@ impl Wal {
         &self.path
     }
 
+    /// The log's size in bytes up to its last whole batch (0 after a
+    /// reset).
+    pub fn size(&self) -> u64 {
+        self.whole
+    }
+
     /// Appends `batch` and flushes it to the OS.
     ///
     /// # Errors
