@@ -102,7 +102,7 @@ pub struct ArchiveSettings {
     /// rolling it up (`wal`, default `true`), so that a crash loses no
     /// measure accepted since the last checkpoint (see
     /// [`crate::archive::wal`]). The log grows by about the Arrow size of
-    /// the samples (about 33 bytes each, plus 8 bytes and the text of each
+    /// the samples (about 35 bytes each, plus 8 bytes and the text of each
     /// attribute) between two checkpoints.
     pub wal: bool,
 }
