@@ -152,7 +152,7 @@ fn throughput(c: &mut Criterion) {
 }
 
 /// The write-ahead log's cost per batch in `wasmeter run`: one 64k-sample
-/// batch of 10,000 series appended (Arrow IPC encode, one write to the OS),
+/// batch of 10,000 series appended (Arrow IPC encode, flushed to the OS),
 /// the log started anew every 64 batches as a checkpoint would.
 fn wal_append(c: &mut Criterion) {
     let series = series();

@@ -358,7 +358,12 @@ impl ArchiveSink {
                 .collect();
             arrow::compute::filter_record_batch(batch.batch(), &now)
                 .map_err(anyhow::Error::from)
-                .and_then(|b| wal.append(&b))
+                .and_then(|b| {
+                    if b.num_rows() == 0 {
+                        return Ok(());
+                    }
+                    wal.append(&b)
+                })
         } else {
             wal.append(batch.batch())
         };
@@ -627,7 +632,11 @@ impl Sink for ArchiveSink {
         match (&self.wal, config.archive.wal) {
             (None, true) => {
                 // From a checkpoint on: the log holds what comes after it.
+                // Rows the engine closed since the last tick are written
+                // first (the checkpoint no longer holds them).
                 self.wal = Some(Wal::new(&self.data_dir));
+                let now = self.now(crate::pipeline::wall_clock_ns());
+                self.flush(now, false);
                 if let Err(e) = self.save_state() {
                     tracing::error!("reload: cannot save the open buckets: {e:#}");
                 }

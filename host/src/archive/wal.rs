@@ -11,7 +11,8 @@
 //! in the sample schema ([`crate::batch::schema`]), each with its own
 //! dictionaries. It holds what came after the state file
 //! (`open-buckets.arrow`) was last saved: a checkpoint, a reload that
-//! changes the archive settings, policies or rules, or a clean stop saves
+//! changes the archive settings, policies or rules, `data_dir` or turns the
+//! log on, or a clean stop saves
 //! the state and then removes the log, and the next batch starts a new
 //! one. A start replays it into the restored state (see
 //! [`RollupEngine::replay_samples`](crate::rollup::RollupEngine::replay_samples)),
