@@ -91,6 +91,10 @@ fn restore_state(
 fn skip_written(engine: &mut RollupEngine, root: &std::path::Path) -> anyhow::Result<usize> {
     use crate::query::reader::{self, Selection, SeriesKey};
     use std::collections::HashMap;
+    if !root.exists() {
+        // Nothing written yet (a restart within the first block).
+        return Ok(0);
+    }
     // The first bucket that can be written twice: not written yet, and
     // holding a measure.
     let unwritten = |policy: usize, gi: usize, first: i64, open_from: i64| {
@@ -946,6 +950,17 @@ mod tests {
         let rows = sink.engine.open_rows(0, 0);
         assert_eq!(rows.len(), 1);
         assert_eq!((rows[0].timestamp, rows[0].values[0]), (T0, Some(2.0)));
+    }
+
+    #[test]
+    fn restored_buckets_with_no_archive_yet_have_nothing_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = one_minute_sink(dir.path());
+        sink.write("s", &one_series(vec![T0 + S], vec![1.0]));
+        let missing = dir.path().join("no-archive-yet");
+        assert_eq!(skip_written(&mut sink.engine, &missing).unwrap(), 0);
+        assert_eq!(sink.engine.open_rows(0, 0).len(), 1);
+        std::mem::forget(sink);
     }
 
     #[test]
