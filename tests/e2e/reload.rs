@@ -39,10 +39,21 @@ fn proc_dir() -> String {
 }
 
 fn config(dir: &Path, transformer_settings: &str, extra: &str) -> PipelineConfig {
+    config_with_archive(dir, transformer_settings, extra, "")
+}
+
+/// [`config`] with more `[archive]` keys.
+fn config_with_archive(
+    dir: &Path,
+    transformer_settings: &str,
+    extra: &str,
+    archive: &str,
+) -> PipelineConfig {
     let text = format!(
         r#"
 [archive]
 data_dir = "data"
+{archive}
 
 [telemetry]
 interval = "1h"
@@ -199,6 +210,31 @@ settings = {{ behaviour = "panic", every = 3 }}
         assert_eq!(std::fs::read_dir(&dead_letters).unwrap().count(), 1);
         p.stop().await
     });
+}
+
+#[test]
+fn only_settings_applied_in_place_leave_the_archive_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = r#"{ unit = "a" }"#;
+    let at = |archive: &str| config_with_archive(dir.path(), settings, "", archive);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let changed = rt.block_on(async {
+        let mut p = Pipeline::start(&at(""), &runtime(), Collect::default()).unwrap();
+        let mut changed = Vec::new();
+        for archive in [
+            // Applied to the engine in force.
+            "max_future = \"5m\"\ncheckpoint_interval = \"1m\"\nwal = false",
+            // A new engine: the archive moves.
+            "root = \"elsewhere\"",
+            "root = \"elsewhere\"",
+        ] {
+            let r = p.reload(at(archive)).await.unwrap();
+            changed.push(r.archive_changed);
+        }
+        p.stop().await;
+        changed
+    });
+    assert_eq!(changed, [false, true, false]);
 }
 
 /// Runs the binary on `config`, calls `during` with the config path after

@@ -38,6 +38,7 @@
 mod sink;
 pub mod wal;
 
+pub(crate) use sink::archive_config;
 pub use sink::{ArchiveSink, Clock, PrintTee};
 
 use std::collections::BTreeMap;

@@ -230,7 +230,7 @@ type ArchiveConfig = (
 
 /// What of `config` the engine and writer are built from (`max_future`,
 /// `checkpoint_interval` and `wal` are applied without a new engine).
-fn archive_config(config: &PipelineConfig) -> ArchiveConfig {
+pub(crate) fn archive_config(config: &PipelineConfig) -> ArchiveConfig {
     let settings = ArchiveSettings {
         max_future: Duration::ZERO,
         checkpoint_interval: Duration::ZERO,
@@ -1089,6 +1089,127 @@ mod tests {
                 ("r".to_owned(), vec![T0, T0 + 60 * S], vec![1.0, 2.0]),
             ]
         );
+    }
+
+    /// A config of one policy `p` for every metric (one-minute buckets, one
+    /// point, `count` and `last`), archive in `root`, working files in
+    /// `data_dir`.
+    fn config_of(root: &std::path::Path, data_dir: &std::path::Path, wal: bool) -> PipelineConfig {
+        let text = format!(
+            r#"
+[archive]
+root = "{}"
+data_dir = "{}"
+wal = {wal}
+
+[[archive_policy]]
+name = "p"
+back_window = 0
+aggregation_methods = ["count", "last"]
+definition = [{{ granularity = "1m", points = 1 }}]
+
+[[archive_policy_rule]]
+name = "all"
+metric_pattern = "*"
+archive_policy_name = "p"
+"#,
+            root.display(),
+            data_dir.display()
+        );
+        PipelineConfig::parse(&root.join("wasmeter.toml"), &text).unwrap()
+    }
+
+    /// A sink built from `config` as `wasmeter run` builds it, on event
+    /// time.
+    fn sink_for(config: &PipelineConfig) -> ArchiveSink {
+        let engine = RollupEngine::new(config.policies.clone(), config.rules.clone());
+        let writer = ArchiveWriter::new(
+            &config.archive.root,
+            config.policies.clone().into(),
+            BTreeMap::new(),
+        );
+        ArchiveSink::new(engine, writer, &config.archive, Clock::EventTime)
+            .unwrap()
+            .for_config(config)
+    }
+
+    /// (count, last) of the open bucket of `r`'s series starting at `T0`.
+    fn open_t0(sink: &mut ArchiveSink) -> (Option<f64>, Option<f64>) {
+        let p = sink
+            .engine
+            .policies()
+            .iter()
+            .position(|p| p.name == "p")
+            .unwrap();
+        let rows = sink.engine.open_rows(p, 0);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].timestamp, T0);
+        (rows[0].values[0], rows[0].values[1])
+    }
+
+    #[test]
+    fn a_reload_that_moves_data_dir_checkpoints_and_logs_in_the_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, new) = (dir.path().join("old"), dir.path().join("new"));
+        let before = config_of(dir.path(), &old, true);
+        let after = config_of(dir.path(), &new, true);
+        let mut sink = sink_for(&before);
+        sink.write("s", &one_series(vec![T0 + S], vec![1.0]));
+        assert!(old.join(super::wal::WAL_FILE).exists());
+        sink.reconfigure(&after);
+        // The old log is folded into a checkpoint; the new directory has
+        // its own, and the log goes on there.
+        assert!(!old.join(super::wal::WAL_FILE).exists());
+        assert_eq!(saved_series(&new), 1);
+        sink.write("s", &one_series(vec![T0 + 30 * S], vec![2.0]));
+        assert!(new.join(super::wal::WAL_FILE).exists());
+        std::mem::forget(sink);
+
+        // A crash: the new directory's checkpoint and log hold both.
+        let mut sink = sink_for(&after);
+        assert_eq!(open_t0(&mut sink), (Some(2.0), Some(2.0)));
+        std::mem::forget(sink);
+    }
+
+    #[test]
+    fn a_reload_that_turns_the_log_on_checkpoints_and_logs_from_then_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let off = config_of(dir.path(), &data, false);
+        let on = config_of(dir.path(), &data, true);
+        let mut sink = sink_for(&off);
+        sink.write("s", &one_series(vec![T0 + S], vec![1.0]));
+        assert!(!data.join(super::wal::WAL_FILE).exists());
+        sink.reconfigure(&on);
+        assert_eq!(saved_series(&data), 1);
+        sink.write("s", &one_series(vec![T0 + 30 * S], vec![2.0]));
+        assert!(data.join(super::wal::WAL_FILE).exists());
+        std::mem::forget(sink);
+
+        let mut sink = sink_for(&on);
+        assert_eq!(open_t0(&mut sink), (Some(2.0), Some(2.0)));
+        std::mem::forget(sink);
+    }
+
+    #[test]
+    fn a_reload_that_turns_the_log_off_checkpoints_what_it_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let on = config_of(dir.path(), &data, true);
+        let off = config_of(dir.path(), &data, false);
+        let mut sink = sink_for(&on);
+        sink.write("s", &one_series(vec![T0 + S], vec![1.0]));
+        sink.reconfigure(&off);
+        assert!(!data.join(super::wal::WAL_FILE).exists());
+        assert_eq!(saved_series(&data), 1);
+        // Not logged any more: a crash loses it, as documented.
+        sink.write("s", &one_series(vec![T0 + 30 * S], vec![2.0]));
+        assert!(!data.join(super::wal::WAL_FILE).exists());
+        std::mem::forget(sink);
+
+        let mut sink = sink_for(&off);
+        assert_eq!(open_t0(&mut sink), (Some(1.0), Some(1.0)));
+        std::mem::forget(sink);
     }
 
     #[test]

@@ -98,6 +98,11 @@ impl Wal {
         let writer = match &mut self.writer {
             Some(w) => w,
             None => {
+                // The data directory may not exist yet (a first start, a
+                // reload that moved it): made, as the state file does.
+                if let Some(dir) = self.path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
                 let mut file = File::options()
                     .create(true)
                     .write(true)
@@ -342,6 +347,18 @@ mod tests {
         );
         let (got, r) = read_all(dir.path());
         assert_eq!(got, [a, b, c]);
+        assert_eq!(r.torn, None);
+    }
+
+    #[test]
+    fn the_first_append_makes_a_missing_data_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("not-yet").join("data");
+        let a = samples("host-a", vec![1], vec![1.0]);
+        let mut wal = Wal::new(&data);
+        wal.append(&a).unwrap();
+        let (got, r) = read_all(&data);
+        assert_eq!(got, [a]);
         assert_eq!(r.torn, None);
     }
 }

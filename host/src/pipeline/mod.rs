@@ -157,7 +157,10 @@ pub struct ReloadReport {
     pub added: Vec<String>,
     /// Stages that were drained and stopped.
     pub removed: Vec<String>,
-    /// Whether the archive settings, policies or rules changed.
+    /// Whether the archive settings, policies or rules changed, so that
+    /// the rollup engine was rebuilt (its open buckets carried over).
+    /// `max_future`, `checkpoint_interval` and `wal` alone are applied to
+    /// the engine in place and do not count.
     pub archive_changed: bool,
     /// From the call to the new graph serving.
     pub elapsed: Duration,
@@ -459,8 +462,9 @@ impl Pipeline {
                 }
             }
         }
+        // As the sink decides whether to build a new engine.
         report.archive_changed =
-            old.archive != new.archive || old.policies != new.policies || old.rules != new.rules;
+            crate::archive::archive_config(&old) != crate::archive::archive_config(&new);
         // The sink compares what concerns it (archive settings, policies,
         // rules, alarms and their plugins' bytes) itself.
         let _ = self

@@ -50,17 +50,6 @@ impl RollupEngine {
         self.write_state(data_dir, &self.series)
     }
 
-    /// Writes a state file of no series, only the clock and expiry floors:
-    /// what a start that restored the open buckets leaves on disk, so that a
-    /// crash does not replay them but still refuses what a forgotten series
-    /// could repeat.
-    ///
-    /// # Errors
-    /// I/O and Arrow errors, with the path.
-    pub fn save_clock(&self, data_dir: &Path) -> anyhow::Result<()> {
-        self.write_state(data_dir, &[])
-    }
-
     fn write_state(
         &self,
         data_dir: &Path,

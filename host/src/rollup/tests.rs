@@ -929,20 +929,6 @@ fn rewinding_the_clock_lowers_the_expiry_floors() {
 }
 
 #[test]
-fn a_clock_only_state_restores_no_series_but_the_clock_and_floors() {
-    let p = policy(&[(60, Some(10))], 0, &["count"]);
-    let dir = tempfile::tempdir().unwrap();
-    let mut first = engine(p.clone());
-    ingest(&mut first, &[("12:59:50", 1.0)]);
-    first.advance(at("13:00:00"));
-    first.save_clock(dir.path()).unwrap();
-    let mut second = engine(p);
-    assert_eq!(second.load_state(dir.path()).unwrap(), 0);
-    assert_eq!(second.clock(), Some(at("13:00:00")));
-    assert_eq!(second.expired_before(), [at("12:50:00")]);
-}
-
-#[test]
 fn measures_stamped_after_the_limit_are_refused_as_future_and_move_nothing() {
     let p = policy(&[(60, Some(10))], 0, &["count", "sum"]);
     let mut e = engine(p.clone());
