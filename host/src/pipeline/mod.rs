@@ -464,7 +464,7 @@ impl Pipeline {
         }
         // As the sink decides whether to build a new engine.
         report.archive_changed =
-            crate::archive::archive_config(&old) != crate::archive::archive_config(&new);
+            crate::archive::archive_config(old) != crate::archive::archive_config(&new);
         // The sink compares what concerns it (archive settings, policies,
         // rules, alarms and their plugins' bytes) itself.
         let _ = self
