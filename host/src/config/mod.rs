@@ -20,6 +20,9 @@
 //! scrape_timeout = "10s"           # default: the interval, at most 10 s
 //! authorization = { credentials_file = "node.token" }   # Bearer, re-read per scrape
 //! tls_config = { ca_file = "ca.pem" }                   # for an https:// url
+//! proxy_url = "http://proxy:3128"  # environment proxies are ignored unless
+//! no_proxy = "10.0.0.0/8"          # proxy_from_environment = true
+//! follow_redirects = true          # default
 //!
 //! [[transformer]]
 //! name = "memory-mib"
@@ -147,6 +150,48 @@ pub struct ScrapeTarget {
     pub auth: Option<ScrapeAuth>,
     /// How the host checks an `https://` target and proves itself to it.
     pub tls: TlsConfig,
+    /// Whether a 3xx answer is followed (`follow_redirects`, default
+    /// `true`, at most 10 hops, as Prometheus); when `false` a redirect
+    /// fails the scrape with its status.
+    pub follow_redirects: bool,
+    /// Through which HTTP proxy the target is fetched.
+    pub proxy: ScrapeProxy,
+}
+
+/// The proxy of a scrape, as Prometheus's `proxy_url`, `no_proxy` and
+/// `proxy_from_environment`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub enum ScrapeProxy {
+    /// Direct, whatever the environment says (Prometheus's default).
+    #[default]
+    Direct,
+    /// Through the proxy at `url` (`http://` or `https://`; credentials in
+    /// it are sent as proxy Basic authentication), but for the hosts,
+    /// domains and networks of `no_proxy` (comma-separated, as the
+    /// `NO_PROXY` variable: `10.0.0.0/8`, `.example.com`, `localhost`).
+    Url {
+        /// The proxy's URL.
+        url: reqwest::Url,
+        /// Where to go direct, as given (empty: nowhere).
+        no_proxy: String,
+    },
+    /// As the environment's `HTTP_PROXY`, `HTTPS_PROXY` and `NO_PROXY`
+    /// (also lowercase) say (`proxy_from_environment = true`).
+    FromEnvironment,
+}
+
+impl fmt::Debug for ScrapeProxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ScrapeProxy::Direct => f.write_str("Direct"),
+            ScrapeProxy::Url { url, no_proxy } => f
+                .debug_struct("Url")
+                .field("url", &without_password(url.as_str()))
+                .field("no_proxy", no_proxy)
+                .finish(),
+            ScrapeProxy::FromEnvironment => f.write_str("FromEnvironment"),
+        }
+    }
 }
 
 /// The credentials of a scrape, as Prometheus's `basic_auth` and
@@ -230,6 +275,8 @@ impl fmt::Debug for ScrapeTarget {
             .field("timeout", &self.timeout)
             .field("auth", &self.auth)
             .field("tls", &self.tls)
+            .field("follow_redirects", &self.follow_redirects)
+            .field("proxy", &self.proxy)
             .finish()
     }
 }
@@ -471,6 +518,18 @@ struct RawCollector {
     /// TLS of an `https://` scrape.
     #[serde(default)]
     tls_config: Option<Spanned<RawTlsConfig>>,
+    /// Whether the scrape follows redirects (default true).
+    #[serde(default)]
+    follow_redirects: Option<Spanned<bool>>,
+    /// The HTTP proxy of the scrape.
+    #[serde(default)]
+    proxy_url: Option<Spanned<String>>,
+    /// Where the scrape does not use `proxy_url`.
+    #[serde(default)]
+    no_proxy: Option<Spanned<String>>,
+    /// Whether the scrape takes its proxy from the environment.
+    #[serde(default)]
+    proxy_from_environment: Option<Spanned<bool>>,
     /// Settings passed to `init`.
     #[serde(default)]
     settings: Option<Spanned<toml::Table>>,
@@ -958,6 +1017,16 @@ fn scrape_target(
             ("basic_auth", c.basic_auth.as_ref().map(Spanned::span)),
             ("authorization", c.authorization.as_ref().map(Spanned::span)),
             ("tls_config", c.tls_config.as_ref().map(Spanned::span)),
+            (
+                "follow_redirects",
+                c.follow_redirects.as_ref().map(Spanned::span),
+            ),
+            ("proxy_url", c.proxy_url.as_ref().map(Spanned::span)),
+            ("no_proxy", c.no_proxy.as_ref().map(Spanned::span)),
+            (
+                "proxy_from_environment",
+                c.proxy_from_environment.as_ref().map(Spanned::span),
+            ),
         ];
         for (key, span) in scrape_only {
             if let Some(span) = span {
@@ -1031,12 +1100,75 @@ fn scrape_target(
         Some(t) => tls_config(src, t, &url, base, &format!("{field}.tls_config"), errors),
         None => TlsConfig::default(),
     };
+    let proxy = scrape_proxy(src, c, field, errors);
     Some(ScrapeTarget {
         url,
         timeout,
         auth,
         tls,
+        follow_redirects: c.follow_redirects.as_ref().is_none_or(|f| *f.get_ref()),
+        proxy,
     })
+}
+
+/// The proxy of a scrape, checked as Prometheus checks it: `proxy_url`
+/// and `proxy_from_environment` exclude each other, `no_proxy` needs
+/// `proxy_url`.
+fn scrape_proxy(
+    src: &Source<'_>,
+    c: &RawCollector,
+    field: &str,
+    errors: &mut Vec<ConfigError>,
+) -> ScrapeProxy {
+    let from_env = c.proxy_from_environment.as_ref().filter(|f| *f.get_ref());
+    match (&c.proxy_url, from_env, &c.no_proxy) {
+        (Some(_), Some(env), _) => errors.push(src.error(
+            Some(env.span()),
+            format!("{field}.proxy_from_environment"),
+            "give `proxy_url` or `proxy_from_environment`, not both",
+        )),
+        (None, Some(_), Some(no)) => errors.push(src.error(
+            Some(no.span()),
+            format!("{field}.no_proxy"),
+            "the environment's NO_PROXY applies with `proxy_from_environment`: \
+             give `no_proxy` with `proxy_url` only",
+        )),
+        (None, Some(_), None) => return ScrapeProxy::FromEnvironment,
+        (None, None, Some(no)) => errors.push(src.error(
+            Some(no.span()),
+            format!("{field}.no_proxy"),
+            "needs `proxy_url`",
+        )),
+        (None, None, None) => {}
+        (Some(raw), None, no_proxy) => {
+            let shown = without_password(raw.get_ref());
+            match reqwest::Url::parse(raw.get_ref()) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {
+                    return ScrapeProxy::Url {
+                        url,
+                        no_proxy: no_proxy
+                            .as_ref()
+                            .map(|n| n.get_ref().trim().to_owned())
+                            .unwrap_or_default(),
+                    };
+                }
+                Ok(url) => errors.push(src.error(
+                    Some(raw.span()),
+                    format!("{field}.proxy_url"),
+                    format!(
+                        "{shown:?}: expected an http:// or https:// proxy URL with a host (scheme {:?}; SOCKS proxies are not supported)",
+                        url.scheme()
+                    ),
+                )),
+                Err(e) => errors.push(src.error(
+                    Some(raw.span()),
+                    format!("{field}.proxy_url"),
+                    format!("{shown:?} is not a URL: {e}"),
+                )),
+            }
+        }
+    }
+    ScrapeProxy::Direct
 }
 
 /// `url` for an error message: whatever stands between `://` and the

@@ -347,6 +347,104 @@ fn scrape_credentials_and_tls_are_read_with_paths_beside_the_config() {
 }
 
 #[test]
+fn scrape_redirects_and_proxy_are_read_as_prometheus_has_them() {
+    let url = "http://node:9100/metrics";
+    let c = parse(&scrape_with(url, "")).unwrap();
+    let t = c.collectors[0].scrape.as_ref().unwrap();
+    assert!(t.follow_redirects);
+    assert_eq!(t.proxy, ScrapeProxy::Direct);
+    let c = parse(&scrape_with(
+        url,
+        "follow_redirects = false\nproxy_url = \"http://prom:pa55@proxy:3128\"\n\
+         no_proxy = \" 10.0.0.0/8,.internal \"\n",
+    ))
+    .unwrap();
+    let t = c.collectors[0].scrape.as_ref().unwrap();
+    assert!(!t.follow_redirects);
+    assert_eq!(
+        t.proxy,
+        ScrapeProxy::Url {
+            url: "http://prom:pa55@proxy:3128".parse().unwrap(),
+            no_proxy: "10.0.0.0/8,.internal".into(),
+        }
+    );
+    let debug = format!("{c:?}");
+    assert!(debug.contains("http://***@proxy:3128/") && !debug.contains("pa55"));
+    let c = parse(&scrape_with(url, "proxy_from_environment = true\n")).unwrap();
+    let t = c.collectors[0].scrape.as_ref().unwrap();
+    assert_eq!(t.proxy, ScrapeProxy::FromEnvironment);
+    let c = parse(&scrape_with(url, "proxy_from_environment = false\n")).unwrap();
+    let t = c.collectors[0].scrape.as_ref().unwrap();
+    assert_eq!(t.proxy, ScrapeProxy::Direct);
+
+    let cases = [
+        (
+            "proxy_url = \"http://p:3128\"\nproxy_from_environment = true\n",
+            7,
+            "collector[0].proxy_from_environment",
+            "give `proxy_url` or `proxy_from_environment`, not both",
+        ),
+        (
+            "no_proxy = \"localhost\"\n",
+            6,
+            "collector[0].no_proxy",
+            "needs `proxy_url`",
+        ),
+        (
+            "proxy_from_environment = true\nno_proxy = \"localhost\"\n",
+            7,
+            "collector[0].no_proxy",
+            "the environment's NO_PROXY applies with `proxy_from_environment`: \
+             give `no_proxy` with `proxy_url` only",
+        ),
+        (
+            "proxy_url = \"socks5://u:secret@p:1080\"\n",
+            6,
+            "collector[0].proxy_url",
+            "\"socks5://***@p:1080\": expected an http:// or https:// proxy URL with a host \
+             (scheme \"socks5\"; SOCKS proxies are not supported)",
+        ),
+        (
+            "proxy_url = \"p:3128\"\n",
+            6,
+            "collector[0].proxy_url",
+            "\"p:3128\": expected an http:// or https:// proxy URL with a host \
+             (scheme \"p\"; SOCKS proxies are not supported)",
+        ),
+        (
+            "proxy_url = \"no url\"\n",
+            6,
+            "collector[0].proxy_url",
+            "\"no url\" is not a URL: relative URL without a base",
+        ),
+        (
+            "follow_redirects = \"no\"\n",
+            6,
+            "collector[0]",
+            "invalid type: string \"no\", expected a boolean",
+        ),
+    ];
+    for (extra, line, field, message) in cases {
+        let errs = parse(&scrape_with(url, extra)).unwrap_err();
+        assert_eq!(errs.0.len(), 1, "{extra}: {errs}");
+        let e = &errs.0[0];
+        assert_eq!(
+            (e.line, e.field.as_str(), e.message.as_str()),
+            (Some(line), field, message),
+            "{extra}"
+        );
+    }
+    // Without a url, nothing is scraped.
+    let errs = parse(
+        "[[collector]]\nname = \"c\"\nplugin = \"builtin:procfs\"\ninterval = \"1s\"\n\
+         follow_redirects = false\n",
+    )
+    .unwrap_err();
+    assert_eq!(errs.0[0].field, "collector[0].follow_redirects");
+    assert_eq!(errs.0[0].message, "only a collector with a `url` scrapes");
+}
+
+#[test]
 fn conflicting_or_misplaced_scrape_credentials_are_refused_with_their_line() {
     let https = "https://node:9100/metrics";
     let cases = [

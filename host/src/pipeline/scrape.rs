@@ -23,7 +23,7 @@ use std::time::Duration;
 use super::telemetry::Builder;
 use crate::batch::Samples;
 use crate::bindings::SampleType;
-use crate::config::{ScrapeAuth, ScrapeTarget, Secret, TlsConfig, TlsVersion};
+use crate::config::{ScrapeAuth, ScrapeProxy, ScrapeTarget, Secret, TlsConfig, TlsVersion};
 
 /// What the scraper asks for: OpenMetrics first, then Prometheus text, then
 /// anything (as Prometheus's own scraper does).
@@ -96,6 +96,16 @@ impl Scraper {
             let request = self.authorize(request).await?;
             let mut response = request.send().await.map_err(|e| reason(&e))?;
             let status = response.status();
+            if status.is_redirection()
+                && let Some(to) = response.headers().get(reqwest::header::LOCATION)
+            {
+                // Not followed: `follow_redirects = false`, or past 10 hops.
+                return Err(format!(
+                    "HTTP status {status}, a redirect to {:?} (not followed: follow_redirects = {})",
+                    String::from_utf8_lossy(to.as_bytes()),
+                    self.target.follow_redirects
+                ));
+            }
             if !status.is_success() {
                 return Err(format!("HTTP status {status}"));
             }
@@ -283,7 +293,23 @@ fn client(target: &ScrapeTarget, material: &TlsMaterial) -> Result<reqwest::Clie
     let config = &target.tls;
     let mut builder = reqwest::Client::builder()
         .timeout(target.timeout)
-        .user_agent(concat!("wasmeter/", env!("CARGO_PKG_VERSION")));
+        .user_agent(concat!("wasmeter/", env!("CARGO_PKG_VERSION")))
+        .redirect(if target.follow_redirects {
+            reqwest::redirect::Policy::limited(10)
+        } else {
+            reqwest::redirect::Policy::none()
+        });
+    builder = match &target.proxy {
+        // reqwest reads the environment's proxy unless told not to.
+        ScrapeProxy::Direct => builder.no_proxy(),
+        ScrapeProxy::FromEnvironment => builder,
+        ScrapeProxy::Url { url, no_proxy } => {
+            let proxy = reqwest::Proxy::all(url.clone())
+                .map_err(|e| format!("proxy_url: {}", reason(&e)))?
+                .no_proxy(reqwest::NoProxy::from_string(no_proxy));
+            builder.proxy(proxy)
+        }
+    };
     if let (Some(path), Some(pem)) = (&config.ca_file, &material.ca) {
         let certificates = reqwest::Certificate::from_pem_bundle(pem)
             .map_err(|e| format!("tls_config.ca_file {}: {}", path.display(), reason(&e)))?;
@@ -421,12 +447,122 @@ mod tests {
             timeout: Duration::from_secs(5),
             auth,
             tls,
+            follow_redirects: true,
+            proxy: ScrapeProxy::Direct,
         }
     }
 
     async fn fetch(target: &ScrapeTarget) -> Result<String, String> {
         let body = Scraper::new(target)?.fetch().await?;
         Ok(String::from_utf8(body.bytes).unwrap())
+    }
+
+    /// (request target as the request line has it, `Proxy-Authorization`)
+    /// of every request a [`serve_fn`] server got.
+    type Requests = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
+    /// A plain HTTP server on 127.0.0.1 answering every request with
+    /// `answer(request target)`: (status, `Location`, body). Returns its
+    /// `host:port` and what it got (a proxy gets absolute URLs).
+    async fn serve_fn(
+        answer: fn(&str) -> (u16, Option<&'static str>, &'static str),
+    ) -> (String, Requests) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let got: Requests = Arc::default();
+        let g = got.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let g = g.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        move |req: hyper::Request<hyper::body::Incoming>| {
+                            let uri = req.uri().to_string();
+                            let auth = req.headers().get("proxy-authorization");
+                            let auth = auth.map(|v| v.to_str().unwrap().to_owned());
+                            let (status, location, body) = answer(&uri);
+                            g.lock().unwrap().push((uri, auth));
+                            let mut response = hyper::Response::builder().status(status);
+                            if let Some(to) = location {
+                                response = response.header("location", to);
+                            }
+                            let body = http_body_util::Full::new(bytes::Bytes::from(body));
+                            async move {
+                                Ok::<_, std::convert::Infallible>(response.body(body).unwrap())
+                            }
+                        },
+                    );
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(io, service)
+                        .await;
+                });
+            }
+        });
+        (addr, got)
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_followed_unless_follow_redirects_is_false() {
+        let (addr, got) = serve_fn(|uri| match uri {
+            "/metrics" => (302, Some("/moved"), ""),
+            _ => (200, None, "up 1\n"),
+        })
+        .await;
+        let mut t = target(
+            &format!("http://{addr}/metrics"),
+            None,
+            TlsConfig::default(),
+        );
+        assert_eq!(fetch(&t).await.unwrap(), "up 1\n");
+        let uris = |got: &Requests| -> Vec<String> {
+            got.lock().unwrap().iter().map(|r| r.0.clone()).collect()
+        };
+        assert_eq!(uris(&got), ["/metrics", "/moved"]);
+        t.follow_redirects = false;
+        assert_eq!(
+            fetch(&t).await.err().unwrap(),
+            "HTTP status 302 Found, a redirect to \"/moved\" (not followed: follow_redirects = false)"
+        );
+        assert_eq!(uris(&got), ["/metrics", "/moved", "/metrics"]);
+    }
+
+    #[tokio::test]
+    async fn a_proxy_url_carries_the_scrape_but_to_no_proxy_hosts() {
+        let (proxy, through) = serve_fn(|_| (200, None, "proxied 1\n")).await;
+        let (direct, seen) = serve(None).await;
+        // The target's name is never resolved: the proxy is asked for it.
+        let mut t = target(
+            "http://node.invalid:9100/metrics",
+            None,
+            TlsConfig::default(),
+        );
+        t.proxy = ScrapeProxy::Url {
+            url: format!("http://u:pw@{proxy}").parse().unwrap(),
+            no_proxy: "localhost, 127.0.0.1".into(),
+        };
+        assert_eq!(fetch(&t).await.unwrap(), "proxied 1\n");
+        // A no_proxy host is fetched directly.
+        t.url = format!("http://{direct}/metrics").parse().unwrap();
+        assert_eq!(fetch(&t).await.unwrap(), "up 1\n");
+        assert_eq!(
+            *through.lock().unwrap(),
+            [(
+                "http://node.invalid:9100/metrics".to_owned(),
+                Some("Basic dTpwdw==".to_owned())
+            )]
+        );
+        assert_eq!(seen.lock().unwrap().len(), 1);
+        // Without no_proxy, that one goes through the proxy too.
+        t.proxy = ScrapeProxy::Url {
+            url: format!("http://{proxy}").parse().unwrap(),
+            no_proxy: String::new(),
+        };
+        assert_eq!(fetch(&t).await.unwrap(), "proxied 1\n");
+        assert_eq!(
+            through.lock().unwrap()[1],
+            (format!("http://{direct}/metrics"), None)
+        );
     }
 
     #[tokio::test]
