@@ -1171,12 +1171,12 @@ fn scrape_proxy(
     ScrapeProxy::Direct
 }
 
-/// `url` for an error message: whatever stands between `://` and the
-/// last `@` of the authority (user and password) as `***`.
+/// `url` for an error message: whatever stands between `://` (or, with
+/// none, the start) and the last `@` of the authority (user and password)
+/// as `***`; so a URL missing its scheme (`user:pw@proxy:3128`) hides it
+/// too.
 fn without_password(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_owned();
-    };
+    let scheme_end = url.find("://").map_or(0, |i| i + 3);
     let rest = &url[scheme_end..];
     let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
     match authority.rfind('@') {

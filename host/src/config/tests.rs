@@ -412,6 +412,13 @@ fn scrape_redirects_and_proxy_are_read_as_prometheus_has_them() {
              (scheme \"p\"; SOCKS proxies are not supported)",
         ),
         (
+            "proxy_url = \"prom:pa55@proxy:3128\"\n",
+            6,
+            "collector[0].proxy_url",
+            "\"***@proxy:3128\": expected an http:// or https:// proxy URL with a host \
+             (scheme \"prom\"; SOCKS proxies are not supported)",
+        ),
+        (
             "proxy_url = \"no url\"\n",
             6,
             "collector[0].proxy_url",

@@ -99,11 +99,27 @@ impl Scraper {
             if status.is_redirection()
                 && let Some(to) = response.headers().get(reqwest::header::LOCATION)
             {
-                // Not followed: `follow_redirects = false`, or past 10 hops.
+                // Not followed: `follow_redirects = false`, or a 3xx reqwest
+                // does not follow (300, 304, 305). Past 10 hops reqwest
+                // fails the send instead. Shown without credentials or query
+                // (a pre-signed URL's token).
+                let to = String::from_utf8_lossy(to.as_bytes());
+                let shown = match self.target.url.join(&to) {
+                    Ok(mut u) => {
+                        let _ = u.set_username("");
+                        let _ = u.set_password(None);
+                        u.set_query(None);
+                        u.to_string()
+                    }
+                    Err(_) => "an unreadable Location".to_owned(),
+                };
+                let why = if self.target.follow_redirects {
+                    "not a redirect that is followed"
+                } else {
+                    "not followed: follow_redirects = false"
+                };
                 return Err(format!(
-                    "HTTP status {status}, a redirect to {:?} (not followed: follow_redirects = {})",
-                    String::from_utf8_lossy(to.as_bytes()),
-                    self.target.follow_redirects
+                    "HTTP status {status}, a redirect to {shown:?} ({why})"
                 ));
             }
             if !status.is_success() {
@@ -305,7 +321,7 @@ fn client(target: &ScrapeTarget, material: &TlsMaterial) -> Result<reqwest::Clie
         ScrapeProxy::FromEnvironment => builder,
         ScrapeProxy::Url { url, no_proxy } => {
             let proxy = reqwest::Proxy::all(url.clone())
-                .map_err(|e| format!("proxy_url: {}", reason(&e)))?
+                .map_err(|e| format!("proxy_url: {}", reason(&e.without_url())))?
                 .no_proxy(reqwest::NoProxy::from_string(no_proxy));
             builder.proxy(proxy)
         }
@@ -505,7 +521,7 @@ mod tests {
     #[tokio::test]
     async fn a_redirect_is_followed_unless_follow_redirects_is_false() {
         let (addr, got) = serve_fn(|uri| match uri {
-            "/metrics" => (302, Some("/moved"), ""),
+            "/metrics" => (302, Some("/moved?token=s3cret"), ""),
             _ => (200, None, "up 1\n"),
         })
         .await;
@@ -518,13 +534,15 @@ mod tests {
         let uris = |got: &Requests| -> Vec<String> {
             got.lock().unwrap().iter().map(|r| r.0.clone()).collect()
         };
-        assert_eq!(uris(&got), ["/metrics", "/moved"]);
+        assert_eq!(uris(&got), ["/metrics", "/moved?token=s3cret"]);
         t.follow_redirects = false;
         assert_eq!(
             fetch(&t).await.err().unwrap(),
-            "HTTP status 302 Found, a redirect to \"/moved\" (not followed: follow_redirects = false)"
+            format!(
+                "HTTP status 302 Found, a redirect to \"http://{addr}/moved\" (not followed: follow_redirects = false)"
+            )
         );
-        assert_eq!(uris(&got), ["/metrics", "/moved", "/metrics"]);
+        assert_eq!(uris(&got), ["/metrics", "/moved?token=s3cret", "/metrics"]);
     }
 
     #[tokio::test]
