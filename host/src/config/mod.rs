@@ -1144,13 +1144,21 @@ fn scrape_proxy(
             let shown = without_password(raw.get_ref());
             match reqwest::Url::parse(raw.get_ref()) {
                 Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {
-                    return ScrapeProxy::Url {
-                        url,
-                        no_proxy: no_proxy
-                            .as_ref()
-                            .map(|n| n.get_ref().trim().to_owned())
-                            .unwrap_or_default(),
+                    let no_proxy = match no_proxy {
+                        Some(n) => match no_proxy_list(n.get_ref()) {
+                            Ok(list) => list,
+                            Err(e) => {
+                                errors.push(src.error(
+                                    Some(n.span()),
+                                    format!("{field}.no_proxy"),
+                                    e,
+                                ));
+                                return ScrapeProxy::Direct;
+                            }
+                        },
+                        None => String::new(),
                     };
+                    return ScrapeProxy::Url { url, no_proxy };
                 }
                 Ok(url) => errors.push(src.error(
                     Some(raw.span()),
@@ -1169,6 +1177,29 @@ fn scrape_proxy(
         }
     }
     ScrapeProxy::Direct
+}
+
+/// A `no_proxy` list as reqwest matches it: entries trimmed, Go's
+/// `*.example.com` written `.example.com` (both match the domain's
+/// subdomains). An entry with a port is refused, as reqwest would never
+/// match it.
+fn no_proxy_list(list: &str) -> Result<String, String> {
+    let mut out = Vec::new();
+    for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let is_ip = entry.parse::<std::net::IpAddr>().is_ok();
+        if !is_ip && !entry.contains('/') && (entry.contains(':') || entry.starts_with('[')) {
+            return Err(format!(
+                "{entry:?}: a port is not matched, give the host, domain or network alone"
+            ));
+        }
+        out.push(
+            entry
+                .strip_prefix('*')
+                .filter(|d| d.starts_with('.'))
+                .unwrap_or(entry),
+        );
+    }
+    Ok(out.join(","))
 }
 
 /// `url` for an error message: whatever stands between `://` (or, with

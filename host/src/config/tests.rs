@@ -356,7 +356,7 @@ fn scrape_redirects_and_proxy_are_read_as_prometheus_has_them() {
     let c = parse(&scrape_with(
         url,
         "follow_redirects = false\nproxy_url = \"http://prom:pa55@proxy:3128\"\n\
-         no_proxy = \" 10.0.0.0/8,.internal \"\n",
+         no_proxy = \" 10.0.0.0/8, *.internal,::1,localhost \"\n",
     ))
     .unwrap();
     let t = c.collectors[0].scrape.as_ref().unwrap();
@@ -365,7 +365,7 @@ fn scrape_redirects_and_proxy_are_read_as_prometheus_has_them() {
         t.proxy,
         ScrapeProxy::Url {
             url: "http://prom:pa55@proxy:3128".parse().unwrap(),
-            no_proxy: "10.0.0.0/8,.internal".into(),
+            no_proxy: "10.0.0.0/8,.internal,::1,localhost".into(),
         }
     );
     let debug = format!("{c:?}");
@@ -410,6 +410,18 @@ fn scrape_redirects_and_proxy_are_read_as_prometheus_has_them() {
             "collector[0].proxy_url",
             "\"p:3128\": expected an http:// or https:// proxy URL with a host \
              (scheme \"p\"; SOCKS proxies are not supported)",
+        ),
+        (
+            "proxy_url = \"http://p:3128\"\nno_proxy = \"localhost, node:9100\"\n",
+            7,
+            "collector[0].no_proxy",
+            "\"node:9100\": a port is not matched, give the host, domain or network alone",
+        ),
+        (
+            "proxy_url = \"http://p:3128\"\nno_proxy = \"[::1]:9100\"\n",
+            7,
+            "collector[0].no_proxy",
+            "\"[::1]:9100\": a port is not matched, give the host, domain or network alone",
         ),
         (
             "proxy_url = \"prom:pa55@proxy:3128\"\n",
