@@ -150,9 +150,10 @@ pub struct ScrapeTarget {
     pub auth: Option<ScrapeAuth>,
     /// How the host checks an `https://` target and proves itself to it.
     pub tls: TlsConfig,
-    /// Whether a 3xx answer is followed (`follow_redirects`, default
-    /// `true`, at most 10 hops, as Prometheus); when `false` a redirect
-    /// fails the scrape with its status.
+    /// Whether a 301, 302, 303, 307 or 308 answer is followed
+    /// (`follow_redirects`, default `true`, at most 10 hops, each with the
+    /// scrape's credentials); when `false` a redirect fails the scrape with
+    /// its status and where it pointed.
     pub follow_redirects: bool,
     /// Through which HTTP proxy the target is fetched.
     pub proxy: ScrapeProxy,

@@ -33,6 +33,9 @@ pub const ACCEPT: &str =
 /// A body larger than this is refused (Prometheus's `body_size_limit`).
 pub const MAX_BODY_BYTES: usize = 64 << 20;
 
+/// Redirects followed in one scrape, at most (`follow_redirects`).
+pub(super) const MAX_REDIRECTS: usize = 10;
+
 /// One collector's target and its HTTP client.
 pub(super) struct Scraper {
     target: ScrapeTarget,
@@ -86,42 +89,58 @@ impl Scraper {
                 Some(client) => client,
                 None => self.renew_client().await,
             };
-            let request = client
-                .get(self.target.url.clone())
-                .header(reqwest::header::ACCEPT, ACCEPT)
-                .header(
-                    "X-Prometheus-Scrape-Timeout-Seconds",
-                    format!("{}", self.target.timeout.as_secs_f64()),
-                );
-            let request = self.authorize(request).await?;
-            let mut response = request.send().await.map_err(|e| reason(&e))?;
+            // Redirects are followed here, not by reqwest: each hop is a
+            // request of its own, with the target's credentials (as
+            // Prometheus, whatever the host) and the proxy credentials of
+            // its own destination.
+            let mut url = self.target.url.clone();
+            let mut hops = 0;
+            let mut response = loop {
+                let request = client
+                    .get(url.clone())
+                    .header(reqwest::header::ACCEPT, ACCEPT)
+                    .header(
+                        "X-Prometheus-Scrape-Timeout-Seconds",
+                        format!("{}", self.target.timeout.as_secs_f64()),
+                    );
+                let request = self.authorize(request).await?;
+                let response = request.send().await.map_err(|e| reason(&e))?;
+                let status = response.status();
+                let Some(to) = response
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .filter(|_| matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308))
+                else {
+                    break response;
+                };
+                let next = std::str::from_utf8(to.as_bytes())
+                    .ok()
+                    .and_then(|to| url.join(to).ok())
+                    .filter(|u| matches!(u.scheme(), "http" | "https"));
+                let Some(next) = next else {
+                    return Err(format!(
+                        "HTTP status {status}, a redirect to an unreadable or non-HTTP Location"
+                    ));
+                };
+                // Shown without credentials or query (a pre-signed URL's token).
+                let mut shown = next.clone();
+                let _ = shown.set_username("");
+                let _ = shown.set_password(None);
+                shown.set_query(None);
+                if !self.target.follow_redirects {
+                    return Err(format!(
+                        "HTTP status {status}, a redirect to \"{shown}\" (not followed: follow_redirects = false)"
+                    ));
+                }
+                hops += 1;
+                if hops > MAX_REDIRECTS {
+                    return Err(format!(
+                        "HTTP status {status}: more than {MAX_REDIRECTS} redirects, the last to \"{shown}\""
+                    ));
+                }
+                url = next;
+            };
             let status = response.status();
-            if status.is_redirection()
-                && let Some(to) = response.headers().get(reqwest::header::LOCATION)
-            {
-                // Not followed: `follow_redirects = false`, or a 3xx reqwest
-                // does not follow (300, 304, 305). Past 10 hops reqwest
-                // fails the send instead. Shown without credentials or query
-                // (a pre-signed URL's token).
-                let to = String::from_utf8_lossy(to.as_bytes());
-                let shown = match self.target.url.join(&to) {
-                    Ok(mut u) => {
-                        let _ = u.set_username("");
-                        let _ = u.set_password(None);
-                        u.set_query(None);
-                        u.to_string()
-                    }
-                    Err(_) => "an unreadable Location".to_owned(),
-                };
-                let why = if self.target.follow_redirects {
-                    "not a redirect that is followed"
-                } else {
-                    "not followed: follow_redirects = false"
-                };
-                return Err(format!(
-                    "HTTP status {status}, a redirect to {shown:?} ({why})"
-                ));
-            }
             if !status.is_success() {
                 return Err(format!("HTTP status {status}"));
             }
@@ -310,11 +329,8 @@ fn client(target: &ScrapeTarget, material: &TlsMaterial) -> Result<reqwest::Clie
     let mut builder = reqwest::Client::builder()
         .timeout(target.timeout)
         .user_agent(concat!("wasmeter/", env!("CARGO_PKG_VERSION")))
-        .redirect(if target.follow_redirects {
-            reqwest::redirect::Policy::limited(10)
-        } else {
-            reqwest::redirect::Policy::none()
-        });
+        // Followed by `Scraper::fetch`, hop by hop.
+        .redirect(reqwest::redirect::Policy::none());
     builder = match &target.proxy {
         // reqwest reads the environment's proxy unless told not to.
         ScrapeProxy::Direct => builder.no_proxy(),
@@ -481,15 +497,16 @@ mod tests {
     /// `answer(request target)`: (status, `Location`, body). Returns its
     /// `host:port` and what it got (a proxy gets absolute URLs).
     async fn serve_fn(
-        answer: fn(&str) -> (u16, Option<&'static str>, &'static str),
+        answer: impl Fn(&str) -> (u16, Option<String>, &'static str) + Send + Sync + 'static,
     ) -> (String, Requests) {
+        let answer = Arc::new(answer);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let got: Requests = Arc::default();
         let g = got.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let g = g.clone();
+                let (g, answer) = (g.clone(), answer.clone());
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(
                         move |req: hyper::Request<hyper::body::Incoming>| {
@@ -521,7 +538,7 @@ mod tests {
     #[tokio::test]
     async fn a_redirect_is_followed_unless_follow_redirects_is_false() {
         let (addr, got) = serve_fn(|uri| match uri {
-            "/metrics" => (302, Some("/moved?token=s3cret"), ""),
+            "/metrics" => (302, Some("/moved?token=s3cret".into()), ""),
             _ => (200, None, "up 1\n"),
         })
         .await;
@@ -543,6 +560,38 @@ mod tests {
             )
         );
         assert_eq!(uris(&got), ["/metrics", "/moved?token=s3cret", "/metrics"]);
+    }
+
+    #[tokio::test]
+    async fn every_hop_of_a_redirect_has_the_credentials_and_ten_is_the_limit() {
+        let (direct, seen) = serve(None).await;
+        let to = format!("http://{direct}/metrics");
+        let (addr, _) = serve_fn(move |_| (307, Some(to.clone()), "")).await;
+        let t = target(
+            &format!("http://{addr}/metrics"),
+            Some(ScrapeAuth::Authorization {
+                scheme: "Bearer".into(),
+                credentials: Secret::Inline("t0k".into()),
+            }),
+            TlsConfig::default(),
+        );
+        // Another port (reqwest's own redirects would drop the header).
+        assert_eq!(fetch(&t).await.unwrap(), "up 1\n");
+        assert_eq!(*seen.lock().unwrap(), [Some("Bearer t0k".to_owned())]);
+
+        let (addr, got) = serve_fn(|_| (302, Some("/again?sig=x".into()), "")).await;
+        let t = target(
+            &format!("http://{addr}/metrics"),
+            None,
+            TlsConfig::default(),
+        );
+        assert_eq!(
+            fetch(&t).await.err().unwrap(),
+            format!(
+                "HTTP status 302 Found: more than 10 redirects, the last to \"http://{addr}/again\""
+            )
+        );
+        assert_eq!(got.lock().unwrap().len(), 1 + MAX_REDIRECTS);
     }
 
     #[tokio::test]
