@@ -1181,14 +1181,31 @@ fn scrape_proxy(
 }
 
 /// A `no_proxy` list as reqwest matches it: entries trimmed, Go's
-/// `*.example.com` written `.example.com` (both match the domain's
-/// subdomains). An entry with a port is refused, as reqwest would never
-/// match it.
+/// `*.example.com` written `.example.com` (reqwest's `.example.com` also
+/// matches `example.com` itself), `[::1]` written `::1`. An entry with a
+/// port, or a network that is not `IP/prefix-length`, is refused: reqwest
+/// would never match it.
 fn no_proxy_list(list: &str) -> Result<String, String> {
+    use std::net::IpAddr;
     let mut out = Vec::new();
     for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        let is_ip = entry.parse::<std::net::IpAddr>().is_ok();
-        if !is_ip && !entry.contains('/') && (entry.contains(':') || entry.starts_with('[')) {
+        let unbracketed = entry
+            .strip_prefix('[')
+            .and_then(|e| e.strip_suffix(']'))
+            .filter(|e| e.parse::<std::net::Ipv6Addr>().is_ok());
+        let entry = unbracketed.unwrap_or(entry);
+        if let Some((ip, len)) = entry.split_once('/') {
+            let max = match ip.parse::<IpAddr>() {
+                Ok(IpAddr::V4(_)) => 32,
+                Ok(IpAddr::V6(_)) => 128,
+                Err(_) => 0,
+            };
+            if max == 0 || len.parse::<u8>().map_or(true, |l| l > max) {
+                return Err(format!(
+                    "{entry:?}: a network is an IP address and a prefix length, e.g. 10.0.0.0/8"
+                ));
+            }
+        } else if entry.parse::<IpAddr>().is_err() && (entry.contains(':') || entry.contains('[')) {
             return Err(format!(
                 "{entry:?}: a port is not matched, give the host, domain or network alone"
             ));

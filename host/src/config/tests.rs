@@ -356,7 +356,7 @@ fn scrape_redirects_and_proxy_are_read_as_prometheus_has_them() {
     let c = parse(&scrape_with(
         url,
         "follow_redirects = false\nproxy_url = \"http://prom:pa55@proxy:3128\"\n\
-         no_proxy = \" 10.0.0.0/8, *.internal,::1,localhost \"\n",
+         no_proxy = \" 10.0.0.0/8, *.internal,::1,[fe80::1],fe80::/10,localhost \"\n",
     ))
     .unwrap();
     let t = c.collectors[0].scrape.as_ref().unwrap();
@@ -365,7 +365,7 @@ fn scrape_redirects_and_proxy_are_read_as_prometheus_has_them() {
         t.proxy,
         ScrapeProxy::Url {
             url: "http://prom:pa55@proxy:3128".parse().unwrap(),
-            no_proxy: "10.0.0.0/8,.internal,::1,localhost".into(),
+            no_proxy: "10.0.0.0/8,.internal,::1,fe80::1,fe80::/10,localhost".into(),
         }
     );
     let debug = format!("{c:?}");
@@ -422,6 +422,18 @@ fn scrape_redirects_and_proxy_are_read_as_prometheus_has_them() {
             7,
             "collector[0].no_proxy",
             "\"[::1]:9100\": a port is not matched, give the host, domain or network alone",
+        ),
+        (
+            "proxy_url = \"http://p:3128\"\nno_proxy = \"10.0.0.0/33\"\n",
+            7,
+            "collector[0].no_proxy",
+            "\"10.0.0.0/33\": a network is an IP address and a prefix length, e.g. 10.0.0.0/8",
+        ),
+        (
+            "proxy_url = \"http://p:3128\"\nno_proxy = \"example.com/24\"\n",
+            7,
+            "collector[0].no_proxy",
+            "\"example.com/24\": a network is an IP address and a prefix length, e.g. 10.0.0.0/8",
         ),
         (
             "proxy_url = \"prom:pa55@proxy:3128\"\n",

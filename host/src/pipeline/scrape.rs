@@ -104,7 +104,9 @@ impl Scraper {
                         format!("{}", self.target.timeout.as_secs_f64()),
                     );
                 let request = self.authorize(request).await?;
-                let response = request.send().await.map_err(|e| reason(&e))?;
+                // Without the URL: a hop's query may hold a token (the log
+                // names the target).
+                let response = request.send().await.map_err(|e| reason(&e.without_url()))?;
                 let status = response.status();
                 let Some(to) = response
                     .headers()
@@ -117,16 +119,23 @@ impl Scraper {
                     .ok()
                     .and_then(|to| url.join(to).ok())
                     .filter(|u| matches!(u.scheme(), "http" | "https"));
-                let Some(next) = next else {
+                let Some(mut next) = next else {
                     return Err(format!(
                         "HTTP status {status}, a redirect to an unreadable or non-HTTP Location"
                     ));
                 };
-                // Shown without credentials or query (a pre-signed URL's token).
+                // The collector's credentials go to every hop: those of
+                // its URL too (reqwest sends a URL's as Basic), never a
+                // Location's own.
+                let _ = next.set_username(self.target.url.username());
+                let _ = next.set_password(self.target.url.password());
+                // Shown without credentials, query or fragment (a
+                // pre-signed URL's token).
                 let mut shown = next.clone();
                 let _ = shown.set_username("");
                 let _ = shown.set_password(None);
                 shown.set_query(None);
+                shown.set_fragment(None);
                 if !self.target.follow_redirects {
                     return Err(format!(
                         "HTTP status {status}, a redirect to \"{shown}\" (not followed: follow_redirects = false)"
@@ -578,6 +587,17 @@ mod tests {
         // Another port (reqwest's own redirects would drop the header).
         assert_eq!(fetch(&t).await.unwrap(), "up 1\n");
         assert_eq!(*seen.lock().unwrap(), [Some("Bearer t0k".to_owned())]);
+        // Credentials in the URL go along to an absolute Location too.
+        let t = target(
+            &format!("http://prom:pw@{addr}/metrics"),
+            None,
+            TlsConfig::default(),
+        );
+        assert_eq!(fetch(&t).await.unwrap(), "up 1\n");
+        assert_eq!(
+            seen.lock().unwrap()[1],
+            Some("Basic cHJvbTpwdw==".to_owned())
+        );
 
         let (addr, got) = serve_fn(|_| (302, Some("/again?sig=x".into()), "")).await;
         let t = target(
