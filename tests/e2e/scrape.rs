@@ -334,3 +334,72 @@ grants = { env = ["HOME"] }
         "{err}"
     );
 }
+
+#[test]
+fn the_environments_proxy_is_used_only_by_a_collector_with_proxy_from_environment() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let body = b"# TYPE up_test gauge\nup_test 1\n".to_vec();
+    let direct = serve(&rt, body.clone(), "text/plain; version=0.0.4");
+    let via_env = serve(&rt, body.clone(), "text/plain; version=0.0.4");
+    // A "proxy" answering whatever it is asked for with the same body.
+    let proxy = serve(&rt, body, "text/plain; version=0.0.4");
+    let proxy_url = proxy.url.trim_end_matches("/metrics").to_owned();
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("wasmeter.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[archive]
+root = "archive"
+data_dir = "data"
+
+[[collector]]
+name = "direct"
+plugin = "builtin:openmetrics"
+interval = "1s"
+url = "{direct}"
+
+[[collector]]
+name = "via-env"
+plugin = "builtin:openmetrics"
+interval = "1s"
+url = "{via_env}"
+proxy_from_environment = true
+"#,
+            direct = direct.url,
+            via_env = via_env.url,
+        ),
+    )
+    .unwrap();
+    let mut run = wasmeter();
+    run.args(["run", "--duration", "5s"]).arg(&config);
+    // REQUEST_METHOD set (CGI) makes reqwest ignore HTTP_PROXY.
+    for name in [
+        "NO_PROXY",
+        "no_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+        "REQUEST_METHOD",
+    ] {
+        run.env_remove(name);
+    }
+    let out = run
+        .env("HTTP_PROXY", &proxy_url)
+        .env("http_proxy", &proxy_url)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("scrape failed"), "{err}");
+    // As Prometheus: the environment's proxy only where asked for.
+    let (d, v, p) = (
+        direct.hits.load(Ordering::SeqCst),
+        via_env.hits.load(Ordering::SeqCst),
+        proxy.hits.load(Ordering::SeqCst),
+    );
+    assert!(d >= 3, "direct target scraped {d} times: {err}");
+    assert_eq!(v, 0, "{err}");
+    assert!(p >= 3, "proxy asked {p} times: {err}");
+}

@@ -95,87 +95,95 @@ impl Scraper {
             // its own destination.
             let mut url = self.target.url.clone();
             let mut hops = 0;
-            let mut response = loop {
-                let request = client
-                    .get(url.clone())
-                    .header(reqwest::header::ACCEPT, ACCEPT)
-                    .header(
-                        "X-Prometheus-Scrape-Timeout-Seconds",
-                        format!("{}", self.target.timeout.as_secs_f64()),
-                    );
-                let request = self.authorize(request).await?;
-                // Without the URL: a hop's query may hold a token (the log
-                // names the target).
-                let response = request.send().await.map_err(|e| reason(&e.without_url()))?;
-                let status = response.status();
-                let Some(to) = response
-                    .headers()
-                    .get(reqwest::header::LOCATION)
-                    .filter(|_| matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308))
-                else {
-                    break response;
-                };
-                let next = std::str::from_utf8(to.as_bytes())
-                    .ok()
-                    .and_then(|to| url.join(to).ok())
-                    .filter(|u| matches!(u.scheme(), "http" | "https"));
-                let Some(mut next) = next else {
-                    return Err(format!(
-                        "HTTP status {status}, a redirect to an unreadable or non-HTTP Location"
-                    ));
-                };
-                // The collector's credentials go to every hop: those of
-                // its URL too (reqwest sends a URL's as Basic), never a
-                // Location's own.
-                let _ = next.set_username(self.target.url.username());
-                let _ = next.set_password(self.target.url.password());
-                // Shown without credentials, query or fragment (a
-                // pre-signed URL's token).
-                let mut shown = next.clone();
-                let _ = shown.set_username("");
-                let _ = shown.set_password(None);
-                shown.set_query(None);
-                shown.set_fragment(None);
-                if !self.target.follow_redirects {
-                    return Err(format!(
-                        "HTTP status {status}, a redirect to \"{shown}\" (not followed: follow_redirects = false)"
-                    ));
+            let response = loop {
+                let response = self.send(&client, &url).await?;
+                match self.redirect(&url, &response, hops)? {
+                    Some(next) => (url, hops) = (next, hops + 1),
+                    None => break response,
                 }
-                hops += 1;
-                if hops > MAX_REDIRECTS {
-                    return Err(format!(
-                        "HTTP status {status}: more than {MAX_REDIRECTS} redirects, the last to \"{shown}\""
-                    ));
-                }
-                url = next;
             };
-            let status = response.status();
-            if !status.is_success() {
-                return Err(format!("HTTP status {status}"));
-            }
-            let content_type = response
-                .headers()
-                .get(reqwest::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_owned();
-            let mut bytes = Vec::new();
-            while let Some(chunk) = response.chunk().await.map_err(|e| reason(&e))? {
-                if bytes.len() + chunk.len() > MAX_BODY_BYTES {
-                    return Err(format!("body larger than {MAX_BODY_BYTES} bytes"));
-                }
-                bytes.extend_from_slice(&chunk);
-            }
-            Ok(Body {
-                bytes,
-                content_type,
-            })
+            read_body(response).await
         };
         // reqwest's timeout covers the body too; this guards a slow trickle.
         match tokio::time::timeout(self.target.timeout + Duration::from_millis(50), fetch).await {
             Ok(r) => r,
             Err(_) => Err(format!("timed out after {:?}", self.target.timeout)),
         }
+    }
+
+    /// One GET of `url` with the target's headers and credentials.
+    async fn send(
+        &self,
+        client: &reqwest::Client,
+        url: &reqwest::Url,
+    ) -> Result<reqwest::Response, String> {
+        let request = client
+            .get(url.clone())
+            .header(reqwest::header::ACCEPT, ACCEPT)
+            .header(
+                "X-Prometheus-Scrape-Timeout-Seconds",
+                format!("{}", self.target.timeout.as_secs_f64()),
+            );
+        let request = self.authorize(request).await?;
+        // Without the URL: a hop's query may hold a token (the log names
+        // the target).
+        request.send().await.map_err(|e| reason(&e.without_url()))
+    }
+
+    /// Where `response` (to a GET of `url`, after `hops` redirects)
+    /// redirects to, if it is a redirect (301, 302, 303, 307, 308 with a
+    /// `Location`): `Location` resolved against `url`, carrying the
+    /// target URL's credentials.
+    ///
+    /// # Errors
+    /// The redirect cannot be followed: `follow_redirects` is false, it
+    /// would be hop [`MAX_REDIRECTS`] + 1, or its `Location` is not an
+    /// http(s) URL.
+    fn redirect(
+        &self,
+        url: &reqwest::Url,
+        response: &reqwest::Response,
+        hops: usize,
+    ) -> Result<Option<reqwest::Url>, String> {
+        let status = response.status();
+        let Some(to) = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .filter(|_| matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308))
+        else {
+            return Ok(None);
+        };
+        let next = std::str::from_utf8(to.as_bytes())
+            .ok()
+            .and_then(|to| url.join(to).ok())
+            .filter(|u| matches!(u.scheme(), "http" | "https"));
+        let Some(mut next) = next else {
+            return Err(format!(
+                "HTTP status {status}, a redirect to an unreadable or non-HTTP Location"
+            ));
+        };
+        // The collector's credentials go to every hop: those of its URL
+        // too (reqwest sends a URL's as Basic), never a Location's own.
+        let _ = next.set_username(self.target.url.username());
+        let _ = next.set_password(self.target.url.password());
+        // Shown without credentials, query or fragment (a pre-signed
+        // URL's token).
+        let mut shown = next.clone();
+        let _ = shown.set_username("");
+        let _ = shown.set_password(None);
+        shown.set_query(None);
+        shown.set_fragment(None);
+        if !self.target.follow_redirects {
+            return Err(format!(
+                "HTTP status {status}, a redirect to \"{shown}\" (not followed: follow_redirects = false)"
+            ));
+        }
+        if hops >= MAX_REDIRECTS {
+            return Err(format!(
+                "HTTP status {status}: more than {MAX_REDIRECTS} redirects, the last to \"{shown}\""
+            ));
+        }
+        Ok(Some(next))
     }
 
     /// The client, when the target has no `tls_config` files to re-read.
@@ -290,6 +298,34 @@ impl Scraper {
             .map_err(|e| tracing::error!("scrape health batch: {e}"))
             .ok()
     }
+}
+
+/// The body of a final `response`, with its declared media type.
+///
+/// # Errors
+/// A status other than 2xx, a body over [`MAX_BODY_BYTES`], a read error.
+async fn read_body(mut response: reqwest::Response) -> Result<Body, String> {
+    let status = response.status();
+    if !status.is_success() {
+        return Err(format!("HTTP status {status}"));
+    }
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| reason(&e))? {
+        if bytes.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(format!("body larger than {MAX_BODY_BYTES} bytes"));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(Body {
+        bytes,
+        content_type,
+    })
 }
 
 /// Sets up `target`'s HTTP client as a scraping stage's start does, for
@@ -437,28 +473,70 @@ mod tests {
 
     use super::*;
 
-    /// The `Authorization` header of every request a [`serve`] target got.
-    type Seen = Arc<Mutex<Vec<Option<String>>>>;
+    /// What a test server got in one request.
+    struct Got {
+        /// The request target as the request line has it (a proxy gets
+        /// absolute URLs).
+        uri: String,
+        authorization: Option<String>,
+        proxy_authorization: Option<String>,
+    }
+
+    /// Every request a test server got, in order.
+    type Log = Arc<Mutex<Vec<Got>>>;
+
+    /// The `Authorization` header of every request in `log`.
+    fn authorizations(log: &Log) -> Vec<Option<String>> {
+        let log = log.lock().unwrap();
+        log.iter().map(|g| g.authorization.clone()).collect()
+    }
 
     /// A target on 127.0.0.1 answering `up 1` to every GET, over TLS when
-    /// `tls` is given; returns its `host:port` and what it saw.
-    async fn serve(tls: Option<Arc<ServerConfig>>) -> (String, Seen) {
+    /// `tls` is given; returns its `host:port` and what it got.
+    async fn serve(tls: Option<Arc<ServerConfig>>) -> (String, Log) {
+        serve_fn(tls, |_| (200, None, "up 1\n")).await
+    }
+
+    /// A server on 127.0.0.1, over TLS when `tls` is given, answering
+    /// every request with `answer(request target)`: (status, `Location`,
+    /// body). Returns its `host:port` and what it got.
+    async fn serve_fn(
+        tls: Option<Arc<ServerConfig>>,
+        answer: impl Fn(&str) -> (u16, Option<String>, &'static str) + Send + Sync + 'static,
+    ) -> (String, Log) {
+        let answer = Arc::new(answer);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        let seen: Seen = Arc::default();
+        let log: Log = Arc::default();
         let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
-        let s = seen.clone();
+        let l = log.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let (s, acceptor) = (s.clone(), acceptor.clone());
+                let (l, answer, acceptor) = (l.clone(), answer.clone(), acceptor.clone());
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(
                         move |req: hyper::Request<hyper::body::Incoming>| {
-                            let auth = req.headers().get("authorization");
-                            let auth = auth.map(|v| v.to_str().unwrap().to_owned());
-                            s.lock().unwrap().push(auth);
-                            let body = http_body_util::Full::new(bytes::Bytes::from("up 1\n"));
-                            async move { Ok::<_, std::convert::Infallible>(hyper::Response::new(body)) }
+                            let header = |name| {
+                                let v = req.headers().get(name);
+                                v.map(|v: &hyper::header::HeaderValue| {
+                                    v.to_str().unwrap().to_owned()
+                                })
+                            };
+                            let got = Got {
+                                uri: req.uri().to_string(),
+                                authorization: header("authorization"),
+                                proxy_authorization: header("proxy-authorization"),
+                            };
+                            let (status, location, body) = answer(&got.uri);
+                            l.lock().unwrap().push(got);
+                            let mut response = hyper::Response::builder().status(status);
+                            if let Some(to) = location {
+                                response = response.header("location", to);
+                            }
+                            let body = http_body_util::Full::new(bytes::Bytes::from(body));
+                            async move {
+                                Ok::<_, std::convert::Infallible>(response.body(body).unwrap())
+                            }
                         },
                     );
                     let http = hyper::server::conn::http1::Builder::new();
@@ -479,7 +557,7 @@ mod tests {
                 });
             }
         });
-        (addr, seen)
+        (addr, log)
     }
 
     fn target(url: &str, auth: Option<ScrapeAuth>, tls: TlsConfig) -> ScrapeTarget {
@@ -498,55 +576,9 @@ mod tests {
         Ok(String::from_utf8(body.bytes).unwrap())
     }
 
-    /// (request target as the request line has it, `Proxy-Authorization`)
-    /// of every request a [`serve_fn`] server got.
-    type Requests = Arc<Mutex<Vec<(String, Option<String>)>>>;
-
-    /// A plain HTTP server on 127.0.0.1 answering every request with
-    /// `answer(request target)`: (status, `Location`, body). Returns its
-    /// `host:port` and what it got (a proxy gets absolute URLs).
-    async fn serve_fn(
-        answer: impl Fn(&str) -> (u16, Option<String>, &'static str) + Send + Sync + 'static,
-    ) -> (String, Requests) {
-        let answer = Arc::new(answer);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let got: Requests = Arc::default();
-        let g = got.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (g, answer) = (g.clone(), answer.clone());
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(
-                        move |req: hyper::Request<hyper::body::Incoming>| {
-                            let uri = req.uri().to_string();
-                            let auth = req.headers().get("proxy-authorization");
-                            let auth = auth.map(|v| v.to_str().unwrap().to_owned());
-                            let (status, location, body) = answer(&uri);
-                            g.lock().unwrap().push((uri, auth));
-                            let mut response = hyper::Response::builder().status(status);
-                            if let Some(to) = location {
-                                response = response.header("location", to);
-                            }
-                            let body = http_body_util::Full::new(bytes::Bytes::from(body));
-                            async move {
-                                Ok::<_, std::convert::Infallible>(response.body(body).unwrap())
-                            }
-                        },
-                    );
-                    let io = hyper_util::rt::TokioIo::new(stream);
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(io, service)
-                        .await;
-                });
-            }
-        });
-        (addr, got)
-    }
-
     #[tokio::test]
     async fn a_redirect_is_followed_unless_follow_redirects_is_false() {
-        let (addr, got) = serve_fn(|uri| match uri {
+        let (addr, got) = serve_fn(None, |uri| match uri {
             "/metrics" => (302, Some("/moved?token=s3cret".into()), ""),
             _ => (200, None, "up 1\n"),
         })
@@ -557,8 +589,8 @@ mod tests {
             TlsConfig::default(),
         );
         assert_eq!(fetch(&t).await.unwrap(), "up 1\n");
-        let uris = |got: &Requests| -> Vec<String> {
-            got.lock().unwrap().iter().map(|r| r.0.clone()).collect()
+        let uris = |got: &Log| -> Vec<String> {
+            got.lock().unwrap().iter().map(|g| g.uri.clone()).collect()
         };
         assert_eq!(uris(&got), ["/metrics", "/moved?token=s3cret"]);
         t.follow_redirects = false;
@@ -575,7 +607,7 @@ mod tests {
     async fn every_hop_of_a_redirect_has_the_credentials_and_ten_is_the_limit() {
         let (direct, seen) = serve(None).await;
         let to = format!("http://{direct}/metrics");
-        let (addr, _) = serve_fn(move |_| (307, Some(to.clone()), "")).await;
+        let (addr, _) = serve_fn(None, move |_| (307, Some(to.clone()), "")).await;
         let t = target(
             &format!("http://{addr}/metrics"),
             Some(ScrapeAuth::Authorization {
@@ -586,7 +618,7 @@ mod tests {
         );
         // Another port (reqwest's own redirects would drop the header).
         assert_eq!(fetch(&t).await.unwrap(), "up 1\n");
-        assert_eq!(*seen.lock().unwrap(), [Some("Bearer t0k".to_owned())]);
+        assert_eq!(authorizations(&seen), [Some("Bearer t0k".to_owned())]);
         // Credentials in the URL go along to an absolute Location too.
         let t = target(
             &format!("http://prom:pw@{addr}/metrics"),
@@ -595,11 +627,11 @@ mod tests {
         );
         assert_eq!(fetch(&t).await.unwrap(), "up 1\n");
         assert_eq!(
-            seen.lock().unwrap()[1],
+            authorizations(&seen)[1],
             Some("Basic cHJvbTpwdw==".to_owned())
         );
 
-        let (addr, got) = serve_fn(|_| (302, Some("/again?sig=x".into()), "")).await;
+        let (addr, got) = serve_fn(None, |_| (302, Some("/again?sig=x".into()), "")).await;
         let t = target(
             &format!("http://{addr}/metrics"),
             None,
@@ -616,7 +648,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_proxy_url_carries_the_scrape_but_to_no_proxy_hosts() {
-        let (proxy, through) = serve_fn(|_| (200, None, "proxied 1\n")).await;
+        let (proxy, through) = serve_fn(None, |_| (200, None, "proxied 1\n")).await;
         let (direct, seen) = serve(None).await;
         // The target's name is never resolved: the proxy is asked for it.
         let mut t = target(
@@ -632,8 +664,15 @@ mod tests {
         // A no_proxy host is fetched directly.
         t.url = format!("http://{direct}/metrics").parse().unwrap();
         assert_eq!(fetch(&t).await.unwrap(), "up 1\n");
+        let proxied = |log: &Log| -> Vec<(String, Option<String>)> {
+            let log = log.lock().unwrap();
+            let got = log
+                .iter()
+                .map(|g| (g.uri.clone(), g.proxy_authorization.clone()));
+            got.collect()
+        };
         assert_eq!(
-            *through.lock().unwrap(),
+            proxied(&through),
             [(
                 "http://node.invalid:9100/metrics".to_owned(),
                 Some("Basic dTpwdw==".to_owned())
@@ -647,7 +686,7 @@ mod tests {
         };
         assert_eq!(fetch(&t).await.unwrap(), "proxied 1\n");
         assert_eq!(
-            through.lock().unwrap()[1],
+            proxied(&through)[1],
             (format!("http://{direct}/metrics"), None)
         );
     }
@@ -686,7 +725,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            *seen.lock().unwrap(),
+            authorizations(&seen),
             [
                 Some("Bearer abc123".to_owned()),
                 Some("Bearer def456".to_owned()),
@@ -728,7 +767,7 @@ mod tests {
         );
         // base64("alice:open:sesame"), computed apart.
         assert_eq!(
-            *seen.lock().unwrap(),
+            authorizations(&seen),
             [
                 Some("Basic YWxpY2U6b3BlbjpzZXNhbWU=".to_owned()),
                 Some("Token t0k3n".to_owned())
