@@ -1022,6 +1022,7 @@ impl AlarmEvaluator {
             serde_json::to_writer_pretty(&mut tmp, &file)?;
             tmp.as_file().sync_all()?;
             tmp.persist(&path)?;
+            crate::archive::sync_dir(&self.data_dir)?;
             Ok(())
         };
         if let Err(e) = write() {

@@ -25,8 +25,9 @@
 //! Every file is zstd-compressed with page statistics, and its key-value
 //! metadata records `wasmeter.policy` (the definition), `wasmeter.version`
 //! and `wasmeter.plugins` (stage → SHA-256 of the component). Files are
-//! written under a hidden temporary name and renamed, so readers never see
-//! a partial file. A partition no open bucket can reach any more is
+//! written under a hidden temporary name, `fsync`ed and renamed (and the
+//! directory `fsync`ed), so readers never see a partial file and a file
+//! is on disk before a checkpoint records its buckets as written. A partition no open bucket can reach any more is
 //! compacted into one file; partitions wholly older than the policy's
 //! timespan are deleted.
 //!
@@ -62,6 +63,44 @@ use parquet::schema::types::ColumnPath;
 
 use crate::rollup::{ArchivePolicy, BaseMethod, ClosedRows};
 
+/// `fsync`s directory `dir`, so that the files created, renamed or removed
+/// in it are too (a crash of the machine could lose them otherwise).
+///
+/// # Errors
+/// `dir` cannot be opened or synced.
+pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// [`std::fs::create_dir_all`] that also `fsync`s the parent of every
+/// directory it creates.
+///
+/// # Errors
+/// As `create_dir_all`, or a parent cannot be synced.
+pub(crate) fn create_dir_synced(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut missing = Vec::new();
+    let mut d = dir;
+    while !d.exists() {
+        missing.push(d);
+        match d.parent() {
+            Some(p) => d = p,
+            None => break,
+        }
+    }
+    std::fs::create_dir_all(dir)?;
+    for d in missing {
+        match d.parent() {
+            Some(p) if p.as_os_str().is_empty() => sync_dir(Path::new("."))?,
+            Some(p) => sync_dir(p)?,
+            None => {}
+        }
+    }
+    Ok(())
+}
+
 /// Nanoseconds in a day.
 pub(crate) const DAY_NS: i64 = 86_400 * 1_000_000_000;
 
@@ -71,6 +110,12 @@ pub const ROW_GROUP_ROWS: usize = 65_536;
 /// File metadata key of a file whose values are rounded: the bits of
 /// fraction kept ([`round_to_precision`]); absent when they are exact.
 pub const PRECISION_KEY: &str = "wasmeter.precision_bits";
+
+/// File metadata key of a compacted file: the names of the files it
+/// replaces, comma-separated. A compaction cut short between writing it
+/// and removing them (a crash) is finished by the next one, which removes
+/// them instead of merging their rows in twice.
+pub const COMPACTED_FROM_KEY: &str = "wasmeter.compacted_from";
 
 /// The `wasmeter.precision_bits` of a file, if its values are rounded.
 fn file_precision_bits(meta: &parquet::file::metadata::FileMetaData) -> Option<u32> {
@@ -89,6 +134,8 @@ pub struct ArchiveWriter {
     root: PathBuf,
     policies: Arc<[ArchivePolicy]>,
     plugins: BTreeMap<String, String>,
+    /// Random, this writer's part of its file names.
+    token: String,
     seq: u64,
     files_written: u64,
     rows_written: u64,
@@ -120,6 +167,7 @@ impl ArchiveWriter {
             root: root.to_path_buf(),
             policies,
             plugins,
+            token: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
             seq: 0,
             files_written: 0,
             rows_written: 0,
@@ -195,6 +243,7 @@ impl ArchiveWriter {
         &self,
         policy: &ArchivePolicy,
         precision_bits: Option<u32>,
+        replaces: &[String],
         batches: &[RecordBatch],
     ) -> WriterProperties {
         let mut meta = vec![
@@ -215,6 +264,9 @@ impl ArchiveWriter {
         meta.push(KeyValue::new("wasmeter.plugins".into(), plugins.join(",")));
         if let Some(bits) = precision_bits {
             meta.push(KeyValue::new(PRECISION_KEY.into(), bits.to_string()));
+        }
+        if !replaces.is_empty() {
+            meta.push(KeyValue::new(COMPACTED_FROM_KEY.into(), replaces.join(",")));
         }
         // A file of at most one data page per column chunk (a day of one
         // or a few series) gets chunk statistics and no page index: its
@@ -314,40 +366,42 @@ impl ArchiveWriter {
             let batch = rows_to_batch(&policy, gi, rows, &part)?;
             let dir = self.partition_dir(&policy, gi, &date);
             let name = self.unused_name(&dir, "part", rows.timestamp(part[0]) / 1000);
-            let path = self.write_file(&policy, policy.precision_bits, &dir, &name, &[batch])?;
+            let path =
+                self.write_file(&policy, policy.precision_bits, &[], &dir, &name, &[batch])?;
             self.rows_written += part.len() as u64;
             files.push(path);
         }
         Ok(files)
     }
 
-    /// A file name in `dir` that no file has: `PREFIX-FIRST_TS-PID-SEQ`.
-    /// The sequence restarts with every writer (a reload makes a new one)
-    /// and the pid repeats across restarts (PID 1 in a container), so a
-    /// name already taken is skipped rather than overwritten.
+    /// A file name in `dir` that no file has: `PREFIX-FIRST_TS-TOKEN-SEQ`,
+    /// `TOKEN` 12 random hex digits of this writer (a reload or a restart
+    /// makes a new one; a pid would repeat, PID 1 in a container), so that
+    /// no name comes back after its file was compacted away: a
+    /// [`COMPACTED_FROM_KEY`] list never names a later file. A name taken
+    /// all the same is skipped rather than overwritten.
     fn unused_name(&mut self, dir: &Path, prefix: &str, first_ts_us: i64) -> String {
         loop {
             self.seq += 1;
-            let name = format!(
-                "{prefix}-{first_ts_us}-{}-{}.parquet",
-                std::process::id(),
-                self.seq
-            );
+            let name = format!("{prefix}-{first_ts_us}-{}-{}.parquet", self.token, self.seq);
             if !dir.join(&name).exists() {
                 return name;
             }
         }
     }
 
+    /// Writes `batches` as `dir/name`, a file that replaces the files
+    /// named `replaces` (a compaction's inputs; see [`COMPACTED_FROM_KEY`]).
     fn write_file(
         &mut self,
         policy: &ArchivePolicy,
         precision_bits: Option<u32>,
+        replaces: &[String],
         dir: &Path,
         name: &str,
         batches: &[RecordBatch],
     ) -> anyhow::Result<PathBuf> {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        create_dir_synced(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let path = dir.join(name);
         let tmp = dir.join(format!(".{name}.tmp"));
         let file = std::fs::File::create(&tmp)
@@ -355,14 +409,17 @@ impl ArchiveWriter {
         let mut w = ArrowWriter::try_new(
             file,
             Self::schema(policy),
-            Some(self.properties(policy, precision_bits, batches)),
+            Some(self.properties(policy, precision_bits, replaces, batches)),
         )?;
         for b in batches {
             w.write(b)?;
         }
-        w.close()
+        w.into_inner()
+            .map_err(anyhow::Error::from)
+            .and_then(|f| Ok(f.sync_all()?))
             .with_context(|| format!("cannot write {}", tmp.display()))?;
         std::fs::rename(&tmp, &path).with_context(|| format!("cannot rename {}", tmp.display()))?;
+        sync_dir(dir).with_context(|| format!("cannot fsync {}", dir.display()))?;
         self.files_written += 1;
         Ok(path)
     }
@@ -388,16 +445,46 @@ impl ArchiveWriter {
             if start + DAY_NS > closed_before {
                 continue;
             }
-            let files = parquet_files(&dir)?;
+            let mut files = parquet_files(&dir)?;
             if files.len() < 2 {
                 continue;
+            }
+            let mut readers = Vec::with_capacity(files.len());
+            for f in &files {
+                let file = std::fs::File::open(f)?;
+                readers.push(ParquetRecordBatchReaderBuilder::try_new(file)?);
+            }
+            // Inputs of a compaction a crash cut short: already in its file.
+            let replaced: std::collections::HashSet<String> = readers
+                .iter()
+                .filter_map(|r| compacted_from(r.metadata().file_metadata()))
+                .flat_map(|names| names.split(',').map(str::to_owned).collect::<Vec<_>>())
+                .collect();
+            if !replaced.is_empty() {
+                let mut kept = Vec::with_capacity(files.len());
+                for (f, r) in files.into_iter().zip(readers) {
+                    let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                    if replaced.contains(name) {
+                        tracing::warn!(
+                            file = %f.display(),
+                            "removing a file an interrupted compaction had merged already"
+                        );
+                        remove_files(&dir, std::slice::from_ref(&f))?;
+                    } else {
+                        kept.push((f, r));
+                    }
+                }
+                (files, readers) = kept.into_iter().unzip();
+                if files.len() < 2 {
+                    done.push(dir);
+                    continue;
+                }
             }
             let mut batches = Vec::new();
             // The coarsest precision of the inputs: a reload may have
             // changed the policy's between them.
             let mut precision_bits: Option<u32> = None;
-            for f in &files {
-                let builder = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f)?)?;
+            for builder in readers {
                 if let Some(bits) = file_precision_bits(builder.metadata().file_metadata()) {
                     precision_bits = Some(precision_bits.map_or(bits, |p| p.min(bits)));
                 }
@@ -413,11 +500,12 @@ impl ArchiveWriter {
                 .downcast_ref::<TimestampMicrosecondArray>()
                 .map_or(0, |t| if t.is_empty() { 0 } else { t.value(0) });
             let name = self.unused_name(&dir, "compacted", first_ts);
-            self.write_file(&policy, precision_bits, &dir, &name, &[sorted])?;
-            for f in files {
-                std::fs::remove_file(&f)
-                    .with_context(|| format!("cannot remove {}", f.display()))?;
-            }
+            let names: Vec<String> = files
+                .iter()
+                .filter_map(|f| f.file_name()?.to_str().map(str::to_owned))
+                .collect();
+            self.write_file(&policy, precision_bits, &names, &dir, &name, &[sorted])?;
+            remove_files(&dir, &files)?;
             done.push(dir);
         }
         Ok(done)
@@ -628,6 +716,23 @@ pub(crate) fn partitions(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
 }
 
 /// The visible `.parquet` files of a partition, sorted.
+/// Removes `files` from `dir`, then `fsync`s `dir`.
+fn remove_files(dir: &Path, files: &[PathBuf]) -> anyhow::Result<()> {
+    for f in files {
+        std::fs::remove_file(f).with_context(|| format!("cannot remove {}", f.display()))?;
+    }
+    sync_dir(dir).with_context(|| format!("cannot fsync {}", dir.display()))
+}
+
+/// The `wasmeter.compacted_from` of a file, if it is a compaction's.
+fn compacted_from(meta: &parquet::file::metadata::FileMetaData) -> Option<&str> {
+    meta.key_value_metadata()?
+        .iter()
+        .find(|kv| kv.key == COMPACTED_FROM_KEY)?
+        .value
+        .as_deref()
+}
+
 pub(crate) fn parquet_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))

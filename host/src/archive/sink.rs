@@ -207,8 +207,12 @@ pub struct ArchiveSink {
     wal: Option<Wal>,
     /// The last append to the log failed (logged once until one succeeds).
     wal_failing: bool,
-    /// Appends to the log that failed.
+    /// The last `fsync` of the log failed (logged once until one succeeds).
+    fsync_failing: bool,
+    /// Appends to the log and `fsync`s of it that failed.
     wal_failures: u64,
+    /// `[archive] wal_fsync_delay` in ns.
+    wal_fsync_delay: i64,
     clock: Clock,
     newest_event: i64,
     ticks: u64,
@@ -229,12 +233,14 @@ type ArchiveConfig = (
 );
 
 /// What of `config` the engine and writer are built from (`max_future`,
-/// `checkpoint_interval` and `wal` are applied without a new engine).
+/// `checkpoint_interval`, `wal` and `wal_fsync_delay` are applied without a
+/// new engine).
 pub(crate) fn archive_config(config: &PipelineConfig) -> ArchiveConfig {
     let settings = ArchiveSettings {
         max_future: Duration::ZERO,
         checkpoint_interval: Duration::ZERO,
         wal: false,
+        wal_fsync_delay: Duration::ZERO,
         ..config.archive.clone()
     };
     (settings, config.policies.clone(), config.rules.clone())
@@ -303,7 +309,9 @@ impl ArchiveSink {
             last_checkpoint: wall,
             wal: settings.wal.then_some(wal),
             wal_failing: false,
+            fsync_failing: false,
             wal_failures: 0,
+            wal_fsync_delay: duration_ns(settings.wal_fsync_delay),
             clock,
             newest_event: i64::MIN,
             ticks: 0,
@@ -347,6 +355,7 @@ impl ArchiveSink {
         &mut self,
         batch: &Samples,
         ts: Option<&arrow::array::TimestampNanosecondArray>,
+        wall: i64,
         refuse_after: i64,
     ) {
         let Some(wal) = &mut self.wal else {
@@ -384,6 +393,34 @@ impl ArchiveSink {
                 );
             }
             Err(_) => {}
+        }
+        self.sync_wal(wall);
+    }
+
+    /// `fsync`s the write-ahead log if it is due at wall time `wall` (ns;
+    /// see [`Wal::sync_if_due`]). A failure is counted and logged (once
+    /// until an `fsync` succeeds again), and the next tick checkpoints: the
+    /// kernel may have dropped the pages that failed, so a later `fsync`
+    /// that succeeds does not make the log whole again; the state file
+    /// does.
+    fn sync_wal(&mut self, wall: i64) {
+        let Some(wal) = &mut self.wal else {
+            return;
+        };
+        match wal.sync_if_due(wall, self.wal_fsync_delay) {
+            Ok(false) => {}
+            Ok(true) => self.fsync_failing = false,
+            Err(e) => {
+                self.wal_failures += 1;
+                self.last_checkpoint = i64::MIN;
+                if !self.fsync_failing {
+                    self.fsync_failing = true;
+                    tracing::error!(
+                        "{e:#}: the measures logged since the last checkpoint may be lost if the \
+                         machine crashes; checkpointing at the next tick"
+                    );
+                }
+            }
         }
     }
 
@@ -545,6 +582,7 @@ impl ArchiveSink {
                 vec![],
                 self.wal_failures as f64,
             );
+            push("wasmeter.rollup.wal_fsyncs", vec![], wal.syncs() as f64);
             series.push(WitSeries {
                 metric: "wasmeter.rollup.wal_size".to_owned(),
                 resource_id: "rollup".to_owned(),
@@ -578,12 +616,13 @@ impl ArchiveSink {
 
 impl Sink for ArchiveSink {
     fn write(&mut self, _stage: &str, batch: &Samples) {
-        let refuse_after = crate::pipeline::wall_clock_ns().saturating_add(self.max_future);
+        let wall = crate::pipeline::wall_clock_ns();
+        let refuse_after = wall.saturating_add(self.max_future);
         let ts = batch
             .column_by_name(columns::TIMESTAMP)
             .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>());
         // Logged first: a sample printed is one a crash does not lose.
-        self.log_ahead(batch, ts, refuse_after);
+        self.log_ahead(batch, ts, wall, refuse_after);
         if let Some(tee) = &mut self.tee {
             tee.write(batch);
         }
@@ -627,12 +666,17 @@ impl Sink for ArchiveSink {
         if self.clock == Clock::Wall {
             self.evaluate_alarms(now);
         }
-        self.checkpoint_if_due(crate::pipeline::wall_clock_ns());
+        let wall = crate::pipeline::wall_clock_ns();
+        self.checkpoint_if_due(wall);
+        // A batch appended since the last fsync waits at most the delay
+        // plus a tick.
+        self.sync_wal(wall);
     }
 
     fn reconfigure(&mut self, config: &PipelineConfig) {
         self.max_future = duration_ns(config.archive.max_future);
         self.checkpoint_every = duration_ns(config.archive.checkpoint_interval);
+        self.wal_fsync_delay = duration_ns(config.archive.wal_fsync_delay);
         match (&self.wal, config.archive.wal) {
             (None, true) => {
                 // From a checkpoint on: the log holds what comes after it.
@@ -899,6 +943,7 @@ mod tests {
             max_future: crate::config::DEFAULT_MAX_FUTURE,
             checkpoint_interval: crate::config::DEFAULT_CHECKPOINT_INTERVAL,
             wal,
+            wal_fsync_delay: crate::config::DEFAULT_WAL_FSYNC_DELAY,
         };
         ArchiveSink::new(engine, writer, &settings, clock).unwrap()
     }
@@ -1029,6 +1074,31 @@ mod tests {
                 ("r".to_owned(), vec![T0], vec![2.0]),
             ]
         );
+    }
+
+    #[test]
+    fn the_write_ahead_log_is_fsynced_by_the_append_or_the_tick_once_due() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = sink_with_clock(dir.path(), Clock::EventTime);
+        let syncs = |sink: &ArchiveSink| sink.wal.as_ref().unwrap().syncs();
+        // The first append is synced at once; the next waits for the delay
+        // to pass since.
+        sink.wal_fsync_delay = 3600 * S;
+        sink.write("s", &one_series(vec![T0 + S], vec![1.0]));
+        assert_eq!(syncs(&sink), 1);
+        sink.write("s", &one_series(vec![T0 + 2 * S], vec![2.0]));
+        sink.tick(T0 + 3 * S);
+        assert_eq!(syncs(&sink), 1);
+        // A tick once the delay has passed syncs it.
+        sink.wal_fsync_delay = 0;
+        sink.tick(T0 + 4 * S);
+        assert_eq!(syncs(&sink), 2);
+        sink.tick(T0 + 5 * S);
+        assert_eq!(syncs(&sink), 2, "nothing new to sync");
+        // `wal_fsync_delay = "0s"`: every append.
+        sink.write("s", &one_series(vec![T0 + 5 * S], vec![3.0]));
+        sink.write("s", &one_series(vec![T0 + 6 * S], vec![4.0]));
+        assert_eq!(syncs(&sink), 4);
     }
 
     #[test]
@@ -1324,8 +1394,8 @@ archive_policy_name = "p"
             sink.report().future
         );
         // The batch's sample, then accepted, rows_closed, series_forgotten,
-        // wal_failures, wal_size and series.
-        assert_eq!(sink.report().accepted, 1 + 6);
+        // wal_failures, wal_fsyncs, wal_size and series.
+        assert_eq!(sink.report().accepted, 1 + 7);
     }
 
     #[test]
@@ -1377,6 +1447,11 @@ archive_policy_name = "p"
             (
                 ("wasmeter.rollup.wal_size".into(), vec![]),
                 (at, Some(wal_size as f64)),
+            ),
+            // The one append, synced at once (nothing was appended since).
+            (
+                ("wasmeter.rollup.wal_fsyncs".into(), vec![]),
+                (at, Some(1.0)),
             ),
         ]
         .into_iter()

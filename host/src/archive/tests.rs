@@ -243,6 +243,75 @@ fn compaction_merges_a_closed_partition_into_one_sorted_file() {
 }
 
 #[test]
+fn a_compaction_cut_short_by_a_crash_is_finished_without_merging_its_rows_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = ArchiveWriter::new(dir.path(), vec![policy()].into(), BTreeMap::new());
+    w.write(0, 0, &ClosedRows::from(vec![row("b", "r", T0, 2.0)]))
+        .unwrap();
+    w.write(0, 0, &ClosedRows::from(vec![row("a", "r", T0 + 3600, 1.0)]))
+        .unwrap();
+    let part = dir.path().join("policy=p/granularity=3600/date=2014-01-01");
+    let inputs: Vec<(PathBuf, Vec<u8>)> = parquet_files(&part)
+        .unwrap()
+        .into_iter()
+        .map(|f| (f.clone(), std::fs::read(&f).unwrap()))
+        .collect();
+    let closed = (T0 + 86400) * 1_000_000_000;
+    w.compact(0, 0, closed).unwrap();
+    let compacted = parquet_files(&part).unwrap();
+    let meta =
+        ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&compacted[0]).unwrap())
+            .unwrap()
+            .metadata()
+            .clone();
+    let names: Vec<String> = inputs
+        .iter()
+        .map(|(f, _)| f.file_name().unwrap().to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        compacted_from(meta.file_metadata()),
+        Some(names.join(",").as_str())
+    );
+    // The crash came before the inputs were removed: they are back beside
+    // the compacted file; and a late file came since.
+    for (f, bytes) in &inputs {
+        std::fs::write(f, bytes).unwrap();
+    }
+    w.write(0, 0, &ClosedRows::from(vec![row("c", "r", T0 + 7200, 3.0)]))
+        .unwrap();
+    let before: Vec<(PathBuf, Vec<u8>)> = parquet_files(&part)
+        .unwrap()
+        .into_iter()
+        .map(|f| (f.clone(), std::fs::read(&f).unwrap()))
+        .collect();
+    assert_eq!(before.len(), 4);
+    assert_eq!(
+        w.compact(0, 0, closed).unwrap(),
+        std::slice::from_ref(&part)
+    );
+    let files = parquet_files(&part).unwrap();
+    assert_eq!(files.len(), 1);
+    let b = read(&files[0]);
+    let mean: Vec<f64> = b.column(6).as_primitive::<Float64Type>().values().to_vec();
+    assert_eq!(mean, [1.0, 2.0, 3.0], "each row once");
+
+    // Cut short again, with nothing else to merge: every file it or the
+    // first compaction replaced is back, and is only removed.
+    for (f, bytes) in &before {
+        if !f.exists() {
+            std::fs::write(f, bytes).unwrap();
+        }
+    }
+    assert_eq!(parquet_files(&part).unwrap().len(), 5);
+    assert_eq!(
+        w.compact(0, 0, closed).unwrap(),
+        std::slice::from_ref(&part)
+    );
+    assert_eq!(parquet_files(&part).unwrap(), files);
+    assert_eq!(read(&files[0]), b);
+}
+
+#[test]
 fn retention_removes_partitions_past_the_timespan() {
     let dir = tempfile::tempdir().unwrap();
     let w = ArchiveWriter::new(dir.path(), vec![policy()].into(), BTreeMap::new());
@@ -500,7 +569,7 @@ fn precision_bits_52_is_exact_and_not_labelled() {
 
 /// A reload makes a new writer (its file sequence starts again) and may
 /// change the precision: files of one partition then differ, and their
-/// names may coincide.
+/// names never coincide.
 #[test]
 fn writers_after_a_reload_never_overwrite_and_compaction_keeps_the_coarsest_precision() {
     let dir = tempfile::tempdir().unwrap();
@@ -513,7 +582,7 @@ fn writers_after_a_reload_never_overwrite_and_compaction_keeps_the_coarsest_prec
     };
     let mut written = Vec::new();
     for (bits, resource) in [(Some(16), "a"), (Some(12), "b"), (None, "c")] {
-        // Same first timestamp, same pid, same sequence number each time.
+        // Same first timestamp, same sequence number each time.
         let rows = ClosedRows::from(vec![row("m", resource, T0, 1.0)]);
         written.extend(writer(bits).write(0, 0, &rows).unwrap());
     }
@@ -542,9 +611,9 @@ fn writers_after_a_reload_never_overwrite_and_compaction_keeps_the_coarsest_prec
         (vec!["a".into(), "b".into(), "c".into()], Some("12".into()))
     );
 
-    // A late file, and a second compaction by yet another writer: its
-    // first name is the compacted file's own, which is skipped, not
-    // overwritten and then deleted with the inputs.
+    // A late file, and a second compaction by yet another writer, whose
+    // sequence starts again: the late file is merged, not taken for an
+    // input of the first compaction (its name is new).
     let rows = ClosedRows::from(vec![row("m", "d", T0, 1.0)]);
     writer(None).write(0, 0, &rows).unwrap();
     writer(None).compact(0, 0, i64::MAX).unwrap();

@@ -108,7 +108,16 @@ pub struct ArchiveSettings {
     /// the samples (about 35 bytes each, plus 8 bytes and the text of each
     /// attribute) between two checkpoints.
     pub wal: bool,
+    /// At most how long after its append a batch in the write-ahead log is
+    /// `fsync`ed (`wal_fsync_delay`, default 1 s; `0s`: after every batch),
+    /// so that a crash of the machine (power loss) loses at most the
+    /// measures of this span plus the sink's 1 s tick. Each `fsync` takes
+    /// the sink's thread for about a disk write's latency.
+    pub wal_fsync_delay: Duration,
 }
+
+/// The default of [`ArchiveSettings::wal_fsync_delay`].
+pub const DEFAULT_WAL_FSYNC_DELAY: Duration = Duration::from_secs(1);
 
 /// The default of [`ArchiveSettings::checkpoint_interval`].
 pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(300);
@@ -492,6 +501,8 @@ struct RawArchive {
     checkpoint_interval: Option<Spanned<String>>,
     /// Write-ahead log of the rollup engine's input.
     wal: Option<bool>,
+    /// Longest wait before the log is fsynced, e.g. `1s`; `0s`: every batch.
+    wal_fsync_delay: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -884,6 +895,11 @@ impl PipelineConfig {
                 None => DEFAULT_CHECKPOINT_INTERVAL,
             },
             wal: raw.archive.wal.unwrap_or(true),
+            wal_fsync_delay: match &raw.archive.wal_fsync_delay {
+                Some(d) => duration_or_zero(&src, d, "archive.wal_fsync_delay", &mut errors)
+                    .unwrap_or(DEFAULT_WAL_FSYNC_DELAY),
+                None => DEFAULT_WAL_FSYNC_DELAY,
+            },
         };
         let alarms = alarms::build_alarms(&src, raw.alarm, base, (&policies, &rules), &mut errors);
         let notifier = alarms::build_notifier(&src, raw.notifier.as_ref(), &mut errors);
@@ -973,14 +989,36 @@ fn topological_order(transformers: &[TransformerConfig]) -> Result<Vec<usize>, V
     Ok(order)
 }
 
+/// The humantime duration `value` of `field`, greater than zero; `None`
+/// with an error pushed otherwise.
 fn duration(
     src: &Source<'_>,
     value: &Spanned<String>,
     field: &str,
     errors: &mut Vec<ConfigError>,
 ) -> Option<Duration> {
+    parse_duration(src, value, field, false, errors)
+}
+
+/// [`duration`] that may be zero.
+fn duration_or_zero(
+    src: &Source<'_>,
+    value: &Spanned<String>,
+    field: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Duration> {
+    parse_duration(src, value, field, true, errors)
+}
+
+fn parse_duration(
+    src: &Source<'_>,
+    value: &Spanned<String>,
+    field: &str,
+    zero: bool,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Duration> {
     match humantime::parse_duration(value.get_ref()) {
-        Ok(d) if d.is_zero() => {
+        Ok(d) if d.is_zero() && !zero => {
             errors.push(src.error(Some(value.span()), field, "must be greater than zero"));
             None
         }

@@ -276,6 +276,30 @@ fn archive_max_future_checkpoint_interval_and_wal_are_read_and_checked() {
     }
 }
 
+#[test]
+fn wal_fsync_delay_defaults_to_a_second_and_may_be_zero() {
+    let stage = "[[collector]]\nname = \"c\"\nplugin = \"builtin:procfs\"\ninterval = \"1s\"\n";
+    let delay = |extra: &str| parse(&format!("{stage}{extra}")).map(|c| c.archive.wal_fsync_delay);
+    assert_eq!(delay("").unwrap(), Duration::from_secs(1));
+    assert_eq!(
+        delay("[archive]\nwal_fsync_delay = \"0s\"\n").unwrap(),
+        Duration::ZERO
+    );
+    assert_eq!(
+        delay("[archive]\nwal_fsync_delay = \"250ms\"\n").unwrap(),
+        Duration::from_millis(250)
+    );
+    let errs = delay("[archive]\nwal_fsync_delay = \"often\"\n").unwrap_err();
+    assert_eq!(errs.0.len(), 1);
+    assert_eq!(errs.0[0].line, Some(6));
+    assert_eq!(errs.0[0].field, "archive.wal_fsync_delay");
+    assert!(
+        errs.0[0].message.starts_with("bad duration \"often\""),
+        "{}",
+        errs.0[0].message
+    );
+}
+
 /// A scraping collector with `extra` lines after its `url`.
 fn scrape_with(url: &str, extra: &str) -> String {
     format!(

@@ -159,8 +159,8 @@ pub struct ReloadReport {
     pub removed: Vec<String>,
     /// Whether the archive settings, policies or rules changed, so that
     /// the rollup engine was rebuilt (its open buckets carried over).
-    /// `max_future`, `checkpoint_interval` and `wal` alone are applied to
-    /// the engine in place and do not count.
+    /// `max_future`, `checkpoint_interval`, `wal` and `wal_fsync_delay`
+    /// alone are applied to the engine in place and do not count.
     pub archive_changed: bool,
     /// From the call to the new graph serving.
     pub elapsed: Duration,

@@ -18,8 +18,9 @@
 //! horizon; a file without them (written before the keys existed, or
 //! before the first advance) leaves the clock unset.
 //!
-//! Written to a temporary file and renamed, so a crash mid-write leaves the
-//! previous state.
+//! Written to a temporary file, `fsync`ed and renamed (and the directory
+//! `fsync`ed), so a crash mid-write leaves the previous state and a saved
+//! state survives a power loss.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -113,7 +114,7 @@ impl RollupEngine {
             let schema = arrow::datatypes::Schema::clone(&batch.schema()).with_metadata(metadata);
             batch = batch.with_schema(Arc::new(schema))?;
         }
-        std::fs::create_dir_all(data_dir)
+        crate::archive::create_dir_synced(data_dir)
             .with_context(|| format!("cannot create {}", data_dir.display()))?;
         let tmp = tempfile::NamedTempFile::new_in(data_dir)?;
         let mut w = arrow::ipc::writer::FileWriter::try_new(tmp.as_file(), &batch.schema())?;
@@ -121,8 +122,14 @@ impl RollupEngine {
         w.finish()?;
         drop(w);
         let path = data_dir.join(STATE_FILE);
+        // On disk before the write-ahead log it replaces is removed.
+        tmp.as_file()
+            .sync_all()
+            .with_context(|| format!("cannot write {}", path.display()))?;
         tmp.persist(&path)
             .with_context(|| format!("cannot write {}", path.display()))?;
+        crate::archive::sync_dir(data_dir)
+            .with_context(|| format!("cannot fsync {}", data_dir.display()))?;
         Ok(())
     }
 
