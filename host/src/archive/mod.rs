@@ -111,11 +111,14 @@ pub const ROW_GROUP_ROWS: usize = 65_536;
 /// fraction kept ([`round_to_precision`]); absent when they are exact.
 pub const PRECISION_KEY: &str = "wasmeter.precision_bits";
 
-/// File metadata key of a compacted file: the names of the files it
-/// replaces, comma-separated. A compaction cut short between writing it
-/// and removing them (a crash) is finished by the next one, which removes
-/// them instead of merging their rows in twice.
-pub const COMPACTED_FROM_KEY: &str = "wasmeter.compacted_from";
+/// The name suffix of a compaction's journal in its partition,
+/// `.NAME.compaction` for compacted file `NAME`: a hidden text file, `NAME`
+/// on its first line and the names of the files it replaces on the next,
+/// written before the compacted file is renamed into place and removed
+/// after its inputs. A compaction a crash cut short is finished by the
+/// next compaction of the partition ([`finish_compaction`]), which removes
+/// the inputs instead of merging their rows in twice.
+pub const COMPACTION_JOURNAL_SUFFIX: &str = ".compaction";
 
 /// The `wasmeter.precision_bits` of a file, if its values are rounded.
 fn file_precision_bits(meta: &parquet::file::metadata::FileMetaData) -> Option<u32> {
@@ -243,7 +246,6 @@ impl ArchiveWriter {
         &self,
         policy: &ArchivePolicy,
         precision_bits: Option<u32>,
-        replaces: &[String],
         batches: &[RecordBatch],
     ) -> WriterProperties {
         let mut meta = vec![
@@ -264,9 +266,6 @@ impl ArchiveWriter {
         meta.push(KeyValue::new("wasmeter.plugins".into(), plugins.join(",")));
         if let Some(bits) = precision_bits {
             meta.push(KeyValue::new(PRECISION_KEY.into(), bits.to_string()));
-        }
-        if !replaces.is_empty() {
-            meta.push(KeyValue::new(COMPACTED_FROM_KEY.into(), replaces.join(",")));
         }
         // A file of at most one data page per column chunk (a day of one
         // or a few series) gets chunk statistics and no page index: its
@@ -366,8 +365,7 @@ impl ArchiveWriter {
             let batch = rows_to_batch(&policy, gi, rows, &part)?;
             let dir = self.partition_dir(&policy, gi, &date);
             let name = self.unused_name(&dir, "part", rows.timestamp(part[0]) / 1000);
-            let path =
-                self.write_file(&policy, policy.precision_bits, &[], &dir, &name, &[batch])?;
+            let path = self.write_file(&policy, policy.precision_bits, &dir, &name, &[batch])?;
             self.rows_written += part.len() as u64;
             files.push(path);
         }
@@ -378,7 +376,7 @@ impl ArchiveWriter {
     /// `TOKEN` 12 random hex digits of this writer (a reload or a restart
     /// makes a new one; a pid would repeat, PID 1 in a container), so that
     /// no name comes back after its file was compacted away: a
-    /// [`COMPACTED_FROM_KEY`] list never names a later file. A name taken
+    /// compaction journal never names a later file. A name taken
     /// all the same is skipped rather than overwritten.
     fn unused_name(&mut self, dir: &Path, prefix: &str, first_ts_us: i64) -> String {
         loop {
@@ -390,13 +388,12 @@ impl ArchiveWriter {
         }
     }
 
-    /// Writes `batches` as `dir/name`, a file that replaces the files
-    /// named `replaces` (a compaction's inputs; see [`COMPACTED_FROM_KEY`]).
+    /// Writes `batches` as `dir/name`: under a hidden name, `fsync`ed,
+    /// renamed, and the directory `fsync`ed.
     fn write_file(
         &mut self,
         policy: &ArchivePolicy,
         precision_bits: Option<u32>,
-        replaces: &[String],
         dir: &Path,
         name: &str,
         batches: &[RecordBatch],
@@ -409,7 +406,7 @@ impl ArchiveWriter {
         let mut w = ArrowWriter::try_new(
             file,
             Self::schema(policy),
-            Some(self.properties(policy, precision_bits, replaces, batches)),
+            Some(self.properties(policy, precision_bits, batches)),
         )?;
         for b in batches {
             w.write(b)?;
@@ -445,46 +442,19 @@ impl ArchiveWriter {
             if start + DAY_NS > closed_before {
                 continue;
             }
-            let mut files = parquet_files(&dir)?;
+            if finish_compaction(&dir)? {
+                done.push(dir.clone());
+            }
+            let files = parquet_files(&dir)?;
             if files.len() < 2 {
                 continue;
-            }
-            let mut readers = Vec::with_capacity(files.len());
-            for f in &files {
-                let file = std::fs::File::open(f)?;
-                readers.push(ParquetRecordBatchReaderBuilder::try_new(file)?);
-            }
-            // Inputs of a compaction a crash cut short: already in its file.
-            let replaced: std::collections::HashSet<String> = readers
-                .iter()
-                .filter_map(|r| compacted_from(r.metadata().file_metadata()))
-                .flat_map(|names| names.split(',').map(str::to_owned).collect::<Vec<_>>())
-                .collect();
-            if !replaced.is_empty() {
-                let mut kept = Vec::with_capacity(files.len());
-                for (f, r) in files.into_iter().zip(readers) {
-                    let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-                    if replaced.contains(name) {
-                        tracing::warn!(
-                            file = %f.display(),
-                            "removing a file an interrupted compaction had merged already"
-                        );
-                        remove_files(&dir, std::slice::from_ref(&f))?;
-                    } else {
-                        kept.push((f, r));
-                    }
-                }
-                (files, readers) = kept.into_iter().unzip();
-                if files.len() < 2 {
-                    done.push(dir);
-                    continue;
-                }
             }
             let mut batches = Vec::new();
             // The coarsest precision of the inputs: a reload may have
             // changed the policy's between them.
             let mut precision_bits: Option<u32> = None;
-            for builder in readers {
+            for f in &files {
+                let builder = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f)?)?;
                 if let Some(bits) = file_precision_bits(builder.metadata().file_metadata()) {
                     precision_bits = Some(precision_bits.map_or(bits, |p| p.min(bits)));
                 }
@@ -500,13 +470,23 @@ impl ArchiveWriter {
                 .downcast_ref::<TimestampMicrosecondArray>()
                 .map_or(0, |t| if t.is_empty() { 0 } else { t.value(0) });
             let name = self.unused_name(&dir, "compacted", first_ts);
-            let names: Vec<String> = files
-                .iter()
-                .filter_map(|f| f.file_name()?.to_str().map(str::to_owned))
-                .collect();
-            self.write_file(&policy, precision_bits, &names, &dir, &name, &[sorted])?;
+            // The journal first: a crash from here on is finished by the
+            // next compaction, whether the new file made it or not.
+            let journal = dir.join(format!(".{name}{COMPACTION_JOURNAL_SUFFIX}"));
+            let mut lines = name.clone();
+            for f in &files {
+                lines.push('\n');
+                lines.push_str(&f.file_name().unwrap_or_default().to_string_lossy());
+            }
+            write_synced(&journal, lines.as_bytes())?;
+            sync_dir(&dir).with_context(|| format!("cannot fsync {}", dir.display()))?;
+            self.write_file(&policy, precision_bits, &dir, &name, &[sorted])?;
             remove_files(&dir, &files)?;
-            done.push(dir);
+            std::fs::remove_file(&journal)
+                .with_context(|| format!("cannot remove {}", journal.display()))?;
+            if done.last() != Some(&dir) {
+                done.push(dir);
+            }
         }
         Ok(done)
     }
@@ -724,13 +704,60 @@ fn remove_files(dir: &Path, files: &[PathBuf]) -> anyhow::Result<()> {
     sync_dir(dir).with_context(|| format!("cannot fsync {}", dir.display()))
 }
 
-/// The `wasmeter.compacted_from` of a file, if it is a compaction's.
-fn compacted_from(meta: &parquet::file::metadata::FileMetaData) -> Option<&str> {
-    meta.key_value_metadata()?
-        .iter()
-        .find(|kv| kv.key == COMPACTED_FROM_KEY)?
-        .value
-        .as_deref()
+/// Writes `bytes` to a new file `path` and `fsync`s it.
+fn write_synced(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut f =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Finishes the compactions of partition `dir` that a crash cut short
+/// (see [`COMPACTION_JOURNAL_SUFFIX`]): where the compacted file is in
+/// place, removes the inputs still there; where it is not, leaves them
+/// (and removes the compaction's hidden temporary file). Then removes the
+/// journal. Returns whether there was one.
+///
+/// # Errors
+/// A journal or file that cannot be read or removed.
+fn finish_compaction(dir: &Path) -> anyhow::Result<bool> {
+    let mut found = false;
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let journal = entry?.path();
+        let Some(name) = journal.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if !(name.starts_with('.') && name.ends_with(COMPACTION_JOURNAL_SUFFIX)) {
+            continue;
+        }
+        found = true;
+        let text = std::fs::read_to_string(&journal)
+            .with_context(|| format!("cannot read {}", journal.display()))?;
+        let mut names = text.lines();
+        let output = names.next().unwrap_or_default();
+        // Names only: a line with a path separator is not ours.
+        let ours = |n: &&str| !n.is_empty() && !n.contains(['/', '\\']);
+        if dir.join(output).is_file() && ours(&output) {
+            let inputs: Vec<PathBuf> = names
+                .filter(ours)
+                .map(|n| dir.join(n))
+                .filter(|p| p.exists())
+                .collect();
+            tracing::warn!(
+                partition = %dir.display(),
+                files = inputs.len(),
+                "finishing a compaction a crash cut short: removing its inputs"
+            );
+            remove_files(dir, &inputs)?;
+        } else if ours(&output) {
+            let _ = std::fs::remove_file(dir.join(format!(".{output}.tmp")));
+        }
+        std::fs::remove_file(&journal)
+            .with_context(|| format!("cannot remove {}", journal.display()))?;
+    }
+    Ok(found)
 }
 
 pub(crate) fn parquet_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {

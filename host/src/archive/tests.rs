@@ -221,11 +221,7 @@ fn a_file_of_one_page_per_column_has_chunk_statistics_and_no_page_index() {
 fn compaction_merges_a_closed_partition_into_one_sorted_file() {
     let dir = tempfile::tempdir().unwrap();
     let mut w = ArchiveWriter::new(dir.path(), vec![policy()].into(), BTreeMap::new());
-    w.write(0, 0, &ClosedRows::from(vec![row("b", "r", T0, 2.0)]))
-        .unwrap();
-    w.write(0, 0, &ClosedRows::from(vec![row("a", "r", T0 + 3600, 1.0)]))
-        .unwrap();
-    let part = dir.path().join("policy=p/granularity=3600/date=2014-01-01");
+    let part = two_files(&mut w, dir.path());
     assert_eq!(parquet_files(&part).unwrap().len(), 2);
     // Still open: nothing happens.
     assert!(
@@ -237,20 +233,43 @@ fn compaction_merges_a_closed_partition_into_one_sorted_file() {
     assert_eq!(done, std::slice::from_ref(&part));
     let files = parquet_files(&part).unwrap();
     assert_eq!(files.len(), 1);
-    let b = read(&files[0]);
-    let mean: Vec<f64> = b.column(6).as_primitive::<Float64Type>().values().to_vec();
-    assert_eq!(mean, [1.0, 2.0], "sorted by metric after compaction");
+    assert_eq!(
+        means(&files[0]),
+        [1.0, 2.0],
+        "sorted by metric after compaction"
+    );
 }
 
-#[test]
-fn a_compaction_cut_short_by_a_crash_is_finished_without_merging_its_rows_twice() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut w = ArchiveWriter::new(dir.path(), vec![policy()].into(), BTreeMap::new());
+/// Two one-row files of partition 2014-01-01 (metrics b then a), and the
+/// partition's folder.
+fn two_files(w: &mut ArchiveWriter, root: &Path) -> PathBuf {
     w.write(0, 0, &ClosedRows::from(vec![row("b", "r", T0, 2.0)]))
         .unwrap();
     w.write(0, 0, &ClosedRows::from(vec![row("a", "r", T0 + 3600, 1.0)]))
         .unwrap();
-    let part = dir.path().join("policy=p/granularity=3600/date=2014-01-01");
+    root.join("policy=p/granularity=3600/date=2014-01-01")
+}
+
+/// Every file of `dir`, hidden ones too, by name.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+fn means(file: &Path) -> Vec<f64> {
+    let b = read(file);
+    b.column(6).as_primitive::<Float64Type>().values().to_vec()
+}
+
+#[test]
+fn a_compaction_cut_short_after_its_rename_is_finished_without_merging_its_rows_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = ArchiveWriter::new(dir.path(), vec![policy()].into(), BTreeMap::new());
+    let part = two_files(&mut w, dir.path());
     let inputs: Vec<(PathBuf, Vec<u8>)> = parquet_files(&part)
         .unwrap()
         .into_iter()
@@ -259,56 +278,48 @@ fn a_compaction_cut_short_by_a_crash_is_finished_without_merging_its_rows_twice(
     let closed = (T0 + 86400) * 1_000_000_000;
     w.compact(0, 0, closed).unwrap();
     let compacted = parquet_files(&part).unwrap();
-    let meta =
-        ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&compacted[0]).unwrap())
-            .unwrap()
-            .metadata()
-            .clone();
-    let names: Vec<String> = inputs
-        .iter()
-        .map(|(f, _)| f.file_name().unwrap().to_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(
-        compacted_from(meta.file_metadata()),
-        Some(names.join(",").as_str())
-    );
-    // The crash came before the inputs were removed: they are back beside
-    // the compacted file; and a late file came since.
+    assert_eq!(listing(&part).len(), 1, "the journal is removed");
+    // The crash came after the rename, before the inputs were removed:
+    // they are back, with the journal; and a late file came since.
+    let name = compacted[0].file_name().unwrap().to_str().unwrap();
+    let mut journal = name.to_owned();
     for (f, bytes) in &inputs {
         std::fs::write(f, bytes).unwrap();
+        journal.push('\n');
+        journal.push_str(f.file_name().unwrap().to_str().unwrap());
     }
+    std::fs::write(part.join(format!(".{name}.compaction")), journal).unwrap();
     w.write(0, 0, &ClosedRows::from(vec![row("c", "r", T0 + 7200, 3.0)]))
         .unwrap();
-    let before: Vec<(PathBuf, Vec<u8>)> = parquet_files(&part)
-        .unwrap()
-        .into_iter()
-        .map(|f| (f.clone(), std::fs::read(&f).unwrap()))
-        .collect();
-    assert_eq!(before.len(), 4);
+    assert_eq!(parquet_files(&part).unwrap().len(), 4);
     assert_eq!(
         w.compact(0, 0, closed).unwrap(),
         std::slice::from_ref(&part)
     );
     let files = parquet_files(&part).unwrap();
-    assert_eq!(files.len(), 1);
-    let b = read(&files[0]);
-    let mean: Vec<f64> = b.column(6).as_primitive::<Float64Type>().values().to_vec();
-    assert_eq!(mean, [1.0, 2.0, 3.0], "each row once");
+    assert_eq!(listing(&part).len(), 1, "{:?}", listing(&part));
+    assert_eq!(means(&files[0]), [1.0, 2.0, 3.0], "each row once");
+}
 
-    // Cut short again, with nothing else to merge: every file it or the
-    // first compaction replaced is back, and is only removed.
-    for (f, bytes) in &before {
-        if !f.exists() {
-            std::fs::write(f, bytes).unwrap();
-        }
-    }
-    assert_eq!(parquet_files(&part).unwrap().len(), 5);
+#[test]
+fn a_compaction_cut_short_before_its_rename_keeps_its_inputs_and_is_done_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = ArchiveWriter::new(dir.path(), vec![policy()].into(), BTreeMap::new());
+    let part = two_files(&mut w, dir.path());
+    let inputs = listing(&part);
+    // The journal and part of the new file were written, no more.
+    let name = "compacted-1388534400000000-0123456789ab-1.parquet";
+    let journal = format!("{name}\n{}", inputs.join("\n"));
+    std::fs::write(part.join(format!(".{name}.compaction")), journal).unwrap();
+    std::fs::write(part.join(format!(".{name}.tmp")), b"PAR1").unwrap();
+    let closed = (T0 + 86400) * 1_000_000_000;
     assert_eq!(
         w.compact(0, 0, closed).unwrap(),
         std::slice::from_ref(&part)
     );
-    assert_eq!(parquet_files(&part).unwrap(), files);
-    assert_eq!(read(&files[0]), b);
+    let files = parquet_files(&part).unwrap();
+    assert_eq!(listing(&part).len(), 1, "{:?}", listing(&part));
+    assert_eq!(means(&files[0]), [1.0, 2.0]);
 }
 
 #[test]
