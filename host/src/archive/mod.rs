@@ -143,6 +143,11 @@ pub struct ArchiveWriter {
     files_written: u64,
     rows_written: u64,
     row_group_rows: usize,
+    /// Tests: the step of [`ArchiveWriter::compact`] after which it fails
+    /// as a crash there would stop it (1: journal written, 2: new file in
+    /// place, 3: inputs removed).
+    #[cfg(test)]
+    pub(crate) crash_after: Option<u8>,
 }
 
 /// The date partition (`YYYY-MM-DD`, UTC) of a timestamp in ns.
@@ -175,6 +180,8 @@ impl ArchiveWriter {
             files_written: 0,
             rows_written: 0,
             row_group_rows: ROW_GROUP_ROWS,
+            #[cfg(test)]
+            crash_after: None,
         }
     }
 
@@ -423,10 +430,15 @@ impl ArchiveWriter {
 
     /// Compacts every partition of `policy`/`gi` that ends at or before
     /// `closed_before` (ns; no open bucket can reach it) and has more than
-    /// one file, into one file. Returns the partitions compacted.
+    /// one file, into one file, after finishing any compaction of it that
+    /// a crash cut short ([`COMPACTION_JOURNAL_SUFFIX`]). Returns the
+    /// partitions compacted. A partition that fails is logged and skipped:
+    /// it is left as it was, or, after a failure once the new file is in
+    /// place, with its inputs beside it (rows seen twice by readers) until
+    /// the next compaction or start finishes it.
     ///
     /// # Errors
-    /// I/O and Parquet errors; the partition is then left as it was.
+    /// The granularity's folder cannot be listed.
     pub fn compact(
         &mut self,
         policy_idx: usize,
@@ -442,53 +454,77 @@ impl ArchiveWriter {
             if start + DAY_NS > closed_before {
                 continue;
             }
-            if finish_compaction(&dir)? {
-                done.push(dir.clone());
-            }
-            let files = parquet_files(&dir)?;
-            if files.len() < 2 {
-                continue;
-            }
-            let mut batches = Vec::new();
-            // The coarsest precision of the inputs: a reload may have
-            // changed the policy's between them.
-            let mut precision_bits: Option<u32> = None;
-            for f in &files {
-                let builder = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f)?)?;
-                if let Some(bits) = file_precision_bits(builder.metadata().file_metadata()) {
-                    precision_bits = Some(precision_bits.map_or(bits, |p| p.min(bits)));
-                }
-                for b in builder.build()? {
-                    batches.push(b?);
-                }
-            }
-            let all = arrow::compute::concat_batches(&Self::schema(&policy), &batches)?;
-            let sorted = sort_rows(&all)?;
-            let first_ts = sorted
-                .column(0)
-                .as_any()
-                .downcast_ref::<TimestampMicrosecondArray>()
-                .map_or(0, |t| if t.is_empty() { 0 } else { t.value(0) });
-            let name = self.unused_name(&dir, "compacted", first_ts);
-            // The journal first: a crash from here on is finished by the
-            // next compaction, whether the new file made it or not.
-            let journal = dir.join(format!(".{name}{COMPACTION_JOURNAL_SUFFIX}"));
-            let mut lines = name.clone();
-            for f in &files {
-                lines.push('\n');
-                lines.push_str(&f.file_name().unwrap_or_default().to_string_lossy());
-            }
-            write_synced(&journal, lines.as_bytes())?;
-            sync_dir(&dir).with_context(|| format!("cannot fsync {}", dir.display()))?;
-            self.write_file(&policy, precision_bits, &dir, &name, &[sorted])?;
-            remove_files(&dir, &files)?;
-            std::fs::remove_file(&journal)
-                .with_context(|| format!("cannot remove {}", journal.display()))?;
-            if done.last() != Some(&dir) {
-                done.push(dir);
+            match self.compact_partition(&policy, &dir) {
+                Ok(true) => done.push(dir),
+                Ok(false) => {}
+                Err(e) => tracing::error!(partition = %dir.display(), "compaction failed: {e:#}"),
             }
         }
         Ok(done)
+    }
+
+    /// Compacts partition `dir` of `policy` if it has more than one file
+    /// (see [`ArchiveWriter::compact`]); returns whether it did.
+    fn compact_partition(&mut self, policy: &ArchivePolicy, dir: &Path) -> anyhow::Result<bool> {
+        finish_compaction(dir)?;
+        let files = parquet_files(dir)?;
+        if files.len() < 2 {
+            return Ok(false);
+        }
+        let mut batches = Vec::new();
+        // The coarsest precision of the inputs: a reload may have changed
+        // the policy's between them.
+        let mut precision_bits: Option<u32> = None;
+        for f in &files {
+            let builder = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f)?)?;
+            if let Some(bits) = file_precision_bits(builder.metadata().file_metadata()) {
+                precision_bits = Some(precision_bits.map_or(bits, |p| p.min(bits)));
+            }
+            for b in builder.build()? {
+                batches.push(b?);
+            }
+        }
+        let all = arrow::compute::concat_batches(&Self::schema(policy), &batches)?;
+        let sorted = sort_rows(&all)?;
+        let first_ts = sorted
+            .column(0)
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .map_or(0, |t| if t.is_empty() { 0 } else { t.value(0) });
+        let name = self.unused_name(dir, "compacted", first_ts);
+        // The journal first: a crash from here on is finished by the next
+        // compaction or start, whether the new file made it or not.
+        let journal = dir.join(format!(".{name}{COMPACTION_JOURNAL_SUFFIX}"));
+        let mut lines = name.clone();
+        for f in &files {
+            lines.push('\n');
+            lines.push_str(&f.file_name().unwrap_or_default().to_string_lossy());
+        }
+        write_synced(&journal, lines.as_bytes())?;
+        sync_dir(dir).with_context(|| format!("cannot fsync {}", dir.display()))?;
+        self.crash_point(1)?;
+        self.write_file(policy, precision_bits, dir, &name, &[sorted])?;
+        self.crash_point(2)?;
+        remove_files(dir, &files)?;
+        self.crash_point(3)?;
+        std::fs::remove_file(&journal)
+            .with_context(|| format!("cannot remove {}", journal.display()))?;
+        Ok(true)
+    }
+
+    /// Fails as a crash after `step` of a compaction would stop it, where
+    /// a test asks for it.
+    #[cfg(test)]
+    fn crash_point(&self, step: u8) -> anyhow::Result<()> {
+        match self.crash_after == Some(step) {
+            true => anyhow::bail!("crash after step {step}"),
+            false => Ok(()),
+        }
+    }
+
+    #[cfg(not(test))]
+    fn crash_point(&self, _step: u8) -> anyhow::Result<()> {
+        Ok(())
     }
 
     /// Deletes the partitions that lie wholly before `now − timespan` for
@@ -695,7 +731,6 @@ pub(crate) fn partitions(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
     Ok(out)
 }
 
-/// The visible `.parquet` files of a partition, sorted.
 /// Removes `files` from `dir`, then `fsync`s `dir`.
 fn remove_files(dir: &Path, files: &[PathBuf]) -> anyhow::Result<()> {
     for f in files {
@@ -712,6 +747,51 @@ fn write_synced(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     f.write_all(bytes)
         .and_then(|()| f.sync_all())
         .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Finishes every compaction under archive `root` that a crash cut short
+/// (see [`finish_compaction`]), whatever the policies now are: a start
+/// does it before anything else, so readers see no row twice from then
+/// on. A partition that fails is logged and skipped (its next compaction
+/// tries again). Returns the partitions that had a journal.
+///
+/// # Errors
+/// A policy or granularity folder cannot be listed.
+pub fn finish_compactions(root: &Path) -> anyhow::Result<usize> {
+    let mut finished = 0;
+    let subdirs = |dir: &Path, prefix: &str| -> anyhow::Result<Vec<PathBuf>> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).with_context(|| format!("cannot list {}", dir.display())),
+        };
+        let mut out = Vec::new();
+        for e in entries {
+            let path = e
+                .with_context(|| format!("cannot list {}", dir.display()))?
+                .path();
+            let named = path.file_name().and_then(|n| n.to_str());
+            if named.is_some_and(|n| n.starts_with(prefix)) && path.is_dir() {
+                out.push(path);
+            }
+        }
+        Ok(out)
+    };
+    for policy in subdirs(root, "policy=")? {
+        for granularity in subdirs(&policy, "granularity=")? {
+            for (_, dir) in partitions(&granularity)? {
+                match finish_compaction(&dir) {
+                    Ok(true) => finished += 1,
+                    Ok(false) => {}
+                    Err(e) => tracing::error!(
+                        partition = %dir.display(),
+                        "cannot finish a compaction a crash cut short: {e:#}"
+                    ),
+                }
+            }
+        }
+    }
+    Ok(finished)
 }
 
 /// Finishes the compactions of partition `dir` that a crash cut short
@@ -760,6 +840,7 @@ fn finish_compaction(dir: &Path) -> anyhow::Result<bool> {
     Ok(found)
 }
 
+/// The visible `.parquet` files of a partition, sorted.
 pub(crate) fn parquet_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))

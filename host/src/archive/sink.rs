@@ -24,7 +24,8 @@ const MAINTENANCE_EVERY_TICKS: u64 = 60;
 /// Ticks between two `wasmeter.rollup.*` self-telemetry samples.
 const TELEMETRY_EVERY_TICKS: u64 = 10;
 
-/// Restores `engine`'s open state from `data_dir`, replays the write-ahead
+/// Finishes the compactions of the archive at `root` that a crash cut
+/// short, restores `engine`'s open state from `data_dir`, replays the write-ahead
 /// log over it (measures stamped after `refuse_after` refused as future),
 /// then marks as written the buckets the archive at `root` already holds (a
 /// crash after the last checkpoint leaves the state file older than the
@@ -37,6 +38,15 @@ fn restore_state(
     root: &std::path::Path,
     refuse_after: i64,
 ) -> anyhow::Result<(usize, wal::Replayed)> {
+    match crate::archive::finish_compactions(root) {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            partitions = n,
+            "finished compactions a crash cut short (their inputs removed, or the compaction \
+             left to be done again)"
+        ),
+        Err(e) => tracing::error!("cannot look for compactions a crash cut short: {e:#}"),
+    }
     let restored = engine.load_state(data_dir)?;
     engine.refuse_after(refuse_after);
     let mut refused_batches = 0usize;
