@@ -486,3 +486,56 @@ fn a_run_killed_with_no_checkpoint_loses_no_sample_it_printed() {
         got[2]
     );
 }
+
+/// `wasmeter import` of a config whose `run` is running is refused at
+/// start, naming the run's pid; once the run stops it goes through.
+#[test]
+fn an_import_beside_a_running_run_of_the_same_config_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = procfs_per_second(dir.path(), "5m");
+    let lock = dir.path().join("wasmeter-data/lock");
+    let mut run = crate::support::wasmeter()
+        .arg("run")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = format!("{}\n", run.id());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::read_to_string(&lock).ok().as_deref() != Some(pid.as_str()) {
+        assert!(std::time::Instant::now() < deadline, "run took no lock");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let csv = dir.path().join("m.csv");
+    std::fs::write(&csv, "timestamp,value\n2014-01-01 00:00:00,1\n").unwrap();
+    let import = || {
+        crate::support::wasmeter()
+            .args(["import", "-c"])
+            .arg(&config)
+            .args(["--metric", "m", "--resource-id", "r"])
+            .arg(&csv)
+            .output()
+            .unwrap()
+    };
+    let out = import();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the data directory {} is in use by another wasmeter run or import (pid {}): stop it first",
+            dir.path().join("wasmeter-data").display(),
+            run.id()
+        )),
+        "{err}"
+    );
+    run.kill().unwrap();
+    run.wait().unwrap();
+    // The kernel let the lock go with the killed process.
+    let out = import();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -234,6 +234,79 @@ pub struct ArchiveSink {
     archive_config: Option<ArchiveConfig>,
     /// The open buckets were saved by `finish` (else `drop` saves them).
     saved: bool,
+    /// The locks on the data directory and the archive root
+    /// ([`lock_dirs`]), released by a `finish` that saved.
+    locks: Vec<std::fs::File>,
+}
+
+/// The lock file in the data directory: one `wasmeter run` or `import`
+/// at a time uses a data directory (an exclusive `flock` on it, which the
+/// kernel releases when the process ends, crashed or not).
+pub const DATA_DIR_LOCK: &str = "lock";
+
+/// The lock file in the archive root (hidden: readers skip it), for two
+/// configs with other data directories but one archive.
+pub const ROOT_LOCK: &str = ".lock";
+
+/// Takes the locks of `data_dir` and archive `root` ([`DATA_DIR_LOCK`],
+/// [`ROOT_LOCK`]), creating the directories.
+///
+/// # Errors
+/// As [`lock_dir`].
+pub fn lock_dirs(
+    data_dir: &std::path::Path,
+    root: &std::path::Path,
+) -> anyhow::Result<Vec<std::fs::File>> {
+    Ok(vec![
+        lock_dir(data_dir, DATA_DIR_LOCK)?,
+        lock_dir(root, ROOT_LOCK)?,
+    ])
+}
+
+/// Takes the lock file `name` in `dir` (created, as `dir`), and writes
+/// this process's id into it.
+///
+/// # Errors
+/// Another process holds it (named by its pid), or it cannot be made.
+fn lock_dir(dir: &std::path::Path, name: &str) -> anyhow::Result<std::fs::File> {
+    let what = match name {
+        DATA_DIR_LOCK => "data directory",
+        _ => "archive",
+    };
+    crate::archive::create_dir_synced(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(name);
+    let mut file = std::fs::File::options()
+        .create(true)
+        .read(true)
+        .write(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = std::io::Read::read_to_string(&mut file, &mut holder);
+            let holder = match holder.trim() {
+                "" => String::new(),
+                pid => format!(" (pid {pid})"),
+            };
+            anyhow::bail!(
+                "the {what} {} is in use by another wasmeter run or import{holder}: \
+                 stop it first (its lock: {})",
+                dir.display(),
+                path.display()
+            );
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+        }
+    }
+    file.set_len(0)
+        .and_then(|()| file.write_all(format!("{}\n", std::process::id()).as_bytes()))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(file)
 }
 
 type ArchiveConfig = (
@@ -273,6 +346,7 @@ impl ArchiveSink {
         clock: Clock,
     ) -> anyhow::Result<Self> {
         let data_dir = settings.data_dir.clone();
+        let locks = lock_dirs(&data_dir, &settings.root)?;
         let max_future = duration_ns(settings.max_future);
         let wall = crate::pipeline::wall_clock_ns();
         let (restored, replayed) = restore_state(
@@ -330,6 +404,7 @@ impl ArchiveSink {
             alarms: None,
             archive_config: None,
             saved: false,
+            locks,
         })
     }
 
@@ -721,6 +796,33 @@ impl Sink for ArchiveSink {
                 );
                 return;
             }
+            // A directory the reload moves to is locked first (another
+            // wasmeter may use it).
+            let mut relock = Vec::new();
+            for (i, (old, new, name)) in [
+                (&self.data_dir, &config.archive.data_dir, DATA_DIR_LOCK),
+                (
+                    &self.writer.root().to_path_buf(),
+                    &config.archive.root,
+                    ROOT_LOCK,
+                ),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                if old == new {
+                    continue;
+                }
+                match lock_dir(new, name) {
+                    Ok(file) => relock.push((i, file)),
+                    Err(e) => {
+                        tracing::error!(
+                            "reload: keeping the old archive settings and alarms: {e:#}"
+                        );
+                        return;
+                    }
+                }
+            }
             let mut engine = RollupEngine::new(config.policies.clone(), config.rules.clone());
             let refuse_after = crate::pipeline::wall_clock_ns().saturating_add(self.max_future);
             match restore_state(
@@ -743,6 +845,11 @@ impl Sink for ArchiveSink {
                 }
             }
             self.engine = engine;
+            for (i, file) in relock {
+                if let Some(lock) = self.locks.get_mut(i) {
+                    *lock = file;
+                }
+            }
             self.writer = ArchiveWriter::new(
                 &config.archive.root,
                 config.policies.clone().into(),
@@ -789,7 +896,11 @@ impl Sink for ArchiveSink {
             }
         }
         match self.save_state() {
-            Ok(()) => self.saved = true,
+            Ok(()) => {
+                self.saved = true;
+                // Done with the directories: another run may start.
+                self.locks.clear();
+            }
             Err(e) => tracing::error!("cannot save the open buckets: {e:#}"),
         }
         let outcome = if self.saved {
@@ -926,6 +1037,12 @@ mod tests {
     }
 
     fn sink_with(dir: &std::path::Path, clock: Clock, wal: bool) -> ArchiveSink {
+        let (engine, writer, settings) = parts(dir, wal);
+        ArchiveSink::new(engine, writer, &settings, clock).unwrap()
+    }
+
+    /// What [`sink_with`] makes its sink of.
+    fn parts(dir: &std::path::Path, wal: bool) -> (RollupEngine, ArchiveWriter, ArchiveSettings) {
         let policy = RawArchivePolicy {
             name: "p".into(),
             back_window: 0,
@@ -955,7 +1072,7 @@ mod tests {
             wal,
             wal_fsync_delay: crate::config::DEFAULT_WAL_FSYNC_DELAY,
         };
-        ArchiveSink::new(engine, writer, &settings, clock).unwrap()
+        (engine, writer, settings)
     }
 
     fn one_series(timestamps: Vec<i64>, values: Vec<f64>) -> Samples {
@@ -1015,7 +1132,7 @@ mod tests {
         let missing = dir.path().join("no-archive-yet");
         assert_eq!(skip_written(&mut sink.engine, &missing).unwrap(), 0);
         assert_eq!(sink.engine.open_rows(0, 0).len(), 1);
-        std::mem::forget(sink);
+        crash(sink);
     }
 
     #[test]
@@ -1030,7 +1147,7 @@ mod tests {
         sink.checkpoint_if_due(due);
         assert_eq!(saved_series(dir.path()), 1);
         assert_eq!(sink.last_checkpoint, due);
-        std::mem::forget(sink);
+        crash(sink);
     }
 
     /// The archive's `last` values of metric `m`: (resource, timestamps,
@@ -1066,7 +1183,7 @@ mod tests {
         sink.write("s", &one_series(vec![T0 + 30 * S], vec![2.0]));
         sink.write("s", &series_of("new", vec![T0 + 10 * S], vec![5.0]));
         assert!(wal.exists());
-        std::mem::forget(sink);
+        crash(sink);
 
         let mut sink = sink_with_clock(dir.path(), Clock::EventTime);
         // Replayed, checkpointed, and the log started anew.
@@ -1111,6 +1228,53 @@ mod tests {
         assert_eq!(syncs(&sink), 4);
     }
 
+    /// A crash of `sink`'s process: nothing saved, its locks released (by
+    /// the kernel, for a real one).
+    fn crash(mut sink: ArchiveSink) {
+        sink.locks.clear();
+        std::mem::forget(sink);
+    }
+
+    #[test]
+    fn one_sink_at_a_time_uses_a_data_directory_and_an_archive() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = sink_with_clock(dir.path(), Clock::EventTime);
+        let lock = dir.path().join(DATA_DIR_LOCK);
+        assert_eq!(
+            std::fs::read_to_string(&lock).unwrap(),
+            format!("{}\n", std::process::id())
+        );
+        let (engine, writer, settings) = parts(dir.path(), true);
+        let err = ArchiveSink::new(engine, writer, &settings, Clock::EventTime)
+            .err()
+            .unwrap();
+        assert_eq!(
+            format!("{err:#}"),
+            format!(
+                "the data directory {} is in use by another wasmeter run or import (pid {}): \
+                 stop it first (its lock: {})",
+                dir.path().display(),
+                std::process::id(),
+                lock.display()
+            )
+        );
+        // Another data directory, the same archive.
+        let other = tempfile::tempdir().unwrap();
+        let err = lock_dirs(other.path(), dir.path()).err().unwrap();
+        assert!(
+            format!("{err:#}").starts_with(&format!(
+                "the archive {} is in use by another wasmeter run or import (pid ",
+                dir.path().display()
+            )),
+            "{err:#}"
+        );
+        // A clean stop releases both.
+        first.finish();
+        let second = sink_with_clock(dir.path(), Clock::EventTime);
+        drop(second);
+        lock_dirs(other.path(), dir.path()).unwrap();
+    }
+
     #[test]
     fn samples_refused_as_future_are_not_logged() {
         let dir = tempfile::tempdir().unwrap();
@@ -1135,7 +1299,7 @@ mod tests {
             .values()
             .to_vec();
         assert_eq!(values, [1.0, 2.0]);
-        std::mem::forget(sink);
+        crash(sink);
     }
 
     #[test]
@@ -1154,7 +1318,7 @@ mod tests {
         );
         sink.tick(0);
         assert_eq!(sink.writer.written().1, 2);
-        std::mem::forget(sink);
+        crash(sink);
 
         // The replay closes nothing; the archive marks both T0 buckets as
         // written; what was open at the crash is kept.
@@ -1243,12 +1407,33 @@ archive_policy_name = "p"
         assert_eq!(saved_series(&new), 1);
         sink.write("s", &one_series(vec![T0 + 30 * S], vec![2.0]));
         assert!(new.join(super::wal::WAL_FILE).exists());
-        std::mem::forget(sink);
+        crash(sink);
 
         // A crash: the new directory's checkpoint and log hold both.
         let mut sink = sink_for(&after);
         assert_eq!(open_t0(&mut sink), (Some(2.0), Some(2.0)));
-        std::mem::forget(sink);
+        crash(sink);
+    }
+
+    #[test]
+    fn a_reload_to_a_data_dir_another_wasmeter_uses_keeps_the_old_one_and_its_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, new) = (dir.path().join("old"), dir.path().join("new"));
+        let mut sink = sink_for(&config_of(dir.path(), &old, true));
+        let held = lock_dir(&new, DATA_DIR_LOCK).unwrap();
+        sink.write("s", &one_series(vec![T0 + S], vec![1.0]));
+        sink.reconfigure(&config_of(dir.path(), &new, true));
+        assert_eq!(sink.data_dir, old, "kept");
+        assert!(!new.join(crate::rollup::STATE_FILE).exists());
+        // The old directory is still this sink's; the new one is free
+        // once the other lets it go, and the reload then moves.
+        assert!(lock_dir(&old, DATA_DIR_LOCK).is_err());
+        drop(held);
+        sink.reconfigure(&config_of(dir.path(), &new, true));
+        assert_eq!(sink.data_dir, new);
+        lock_dir(&old, DATA_DIR_LOCK).unwrap();
+        assert!(lock_dir(&new, DATA_DIR_LOCK).is_err());
+        assert_eq!(open_t0(&mut sink), (Some(1.0), Some(1.0)));
     }
 
     #[test]
@@ -1264,11 +1449,11 @@ archive_policy_name = "p"
         assert_eq!(saved_series(&data), 1);
         sink.write("s", &one_series(vec![T0 + 30 * S], vec![2.0]));
         assert!(data.join(super::wal::WAL_FILE).exists());
-        std::mem::forget(sink);
+        crash(sink);
 
         let mut sink = sink_for(&on);
         assert_eq!(open_t0(&mut sink), (Some(2.0), Some(2.0)));
-        std::mem::forget(sink);
+        crash(sink);
     }
 
     #[test]
@@ -1285,11 +1470,11 @@ archive_policy_name = "p"
         // Not logged any more: a crash loses it, as documented.
         sink.write("s", &one_series(vec![T0 + 30 * S], vec![2.0]));
         assert!(!data.join(super::wal::WAL_FILE).exists());
-        std::mem::forget(sink);
+        crash(sink);
 
         let mut sink = sink_for(&off);
         assert_eq!(open_t0(&mut sink), (Some(1.0), Some(1.0)));
-        std::mem::forget(sink);
+        crash(sink);
     }
 
     #[test]
@@ -1307,7 +1492,7 @@ archive_policy_name = "p"
         sink.write("s", &one_series(vec![T0 + 61 * S], vec![2.0]));
         sink.tick(0);
         assert_eq!(sink.writer.written(), (1, 1));
-        std::mem::forget(sink);
+        crash(sink);
 
         // The checkpoint still has T0's bucket open: the archive says it
         // is written, so it is not written again, and a late measure for
