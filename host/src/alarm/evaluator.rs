@@ -415,13 +415,40 @@ impl AlarmEvaluator {
     /// # Errors
     /// As [`AlarmEvaluator::new`]; the evaluator is then unchanged.
     pub fn reconfigure(&mut self, config: &PipelineConfig) -> Result<(), AlarmSetupError> {
+        self.reconfigure_in(config, &config.archive.data_dir, &config.archive.root)
+    }
+
+    /// [`AlarmEvaluator::reconfigure`] keeping the states in `data_dir` and
+    /// the history in archive `root` (the sink's, which a reload may have
+    /// refused to move).
+    ///
+    /// # Errors
+    /// As [`AlarmEvaluator::new`]; the evaluator is then unchanged.
+    pub fn reconfigure_in(
+        &mut self,
+        config: &PipelineConfig,
+        data_dir: &std::path::Path,
+        root: &std::path::Path,
+    ) -> Result<(), AlarmSetupError> {
         self.configure(config)?;
         let names: HashSet<&str> = self.alarms.iter().map(|a| a.config.name.as_str()).collect();
         self.states.retain(|k, _| names.contains(k.alarm.as_str()));
-        self.data_dir = config.archive.data_dir.clone();
-        self.history_path = config.archive.root.join(HISTORY_FILE);
+        self.data_dir = data_dir.to_path_buf();
+        self.history_path = root.join(HISTORY_FILE);
         self.save_states();
         Ok(())
+    }
+
+    /// Keeps the states in `data_dir` and the history in archive `root`
+    /// from now on (saving the states there if they move): where the sink
+    /// moved while the alarms' reload failed.
+    pub fn use_dirs(&mut self, data_dir: &std::path::Path, root: &std::path::Path) {
+        let history = root.join(HISTORY_FILE);
+        if self.data_dir != data_dir || self.history_path != history {
+            self.data_dir = data_dir.to_path_buf();
+            self.history_path = history;
+            self.save_states();
+        }
     }
 
     fn configure(&mut self, config: &PipelineConfig) -> Result<(), AlarmSetupError> {

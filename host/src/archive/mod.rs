@@ -40,7 +40,7 @@ mod sink;
 pub mod wal;
 
 pub(crate) use sink::archive_config;
-pub use sink::{ArchiveSink, Clock, PrintTee};
+pub use sink::{ArchiveLock, ArchiveSink, Clock, PrintTee};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

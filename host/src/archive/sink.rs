@@ -234,9 +234,9 @@ pub struct ArchiveSink {
     archive_config: Option<ArchiveConfig>,
     /// The open buckets were saved by `finish` (else `drop` saves them).
     saved: bool,
-    /// The locks on the data directory and the archive root
-    /// ([`lock_dirs`]), released by a `finish` that saved.
-    locks: Vec<std::fs::File>,
+    /// The locks on the data directory and the archive root, released by
+    /// a `finish` that saved.
+    lock: Option<ArchiveLock>,
 }
 
 /// The lock file in the data directory: one `wasmeter run` or `import`
@@ -248,19 +248,37 @@ pub const DATA_DIR_LOCK: &str = "lock";
 /// configs with other data directories but one archive.
 pub const ROOT_LOCK: &str = ".lock";
 
-/// Takes the locks of `data_dir` and archive `root` ([`DATA_DIR_LOCK`],
-/// [`ROOT_LOCK`]), creating the directories.
-///
-/// # Errors
-/// As [`lock_dir`].
-pub fn lock_dirs(
-    data_dir: &std::path::Path,
-    root: &std::path::Path,
-) -> anyhow::Result<Vec<std::fs::File>> {
-    Ok(vec![
-        lock_dir(data_dir, DATA_DIR_LOCK)?,
-        lock_dir(root, ROOT_LOCK)?,
-    ])
+/// The locks of a data directory and an archive root ([`DATA_DIR_LOCK`],
+/// [`ROOT_LOCK`]) held by the one `run` or `import` using them.
+#[derive(Debug)]
+pub struct ArchiveLock {
+    data_dir: std::fs::File,
+    root: std::fs::File,
+}
+
+impl ArchiveLock {
+    /// Takes the locks of `data_dir` and archive `root`, creating the
+    /// directories, before anything in them is read or written.
+    ///
+    /// # Errors
+    /// As [`lock_dir`]: another process holds one (named by its pid), or a
+    /// lock file cannot be made.
+    pub fn take(data_dir: &std::path::Path, root: &std::path::Path) -> anyhow::Result<Self> {
+        Ok(ArchiveLock {
+            data_dir: lock_dir(data_dir, DATA_DIR_LOCK)?,
+            root: lock_dir(root, ROOT_LOCK)?,
+        })
+    }
+}
+
+/// Whether `a` and `b` name the same directory (also when spelled
+/// differently: a symlink, `..`).
+fn same_dir(a: &std::path::Path, b: &std::path::Path) -> bool {
+    a == b
+        || matches!(
+            (std::fs::canonicalize(a), std::fs::canonicalize(b)),
+            (Ok(x), Ok(y)) if x == y
+        )
 }
 
 /// Takes the lock file `name` in `dir` (created, as `dir`), and writes
@@ -337,16 +355,33 @@ impl ArchiveSink {
     /// the write-ahead log when `settings.wal`.
     ///
     /// # Errors
-    /// A state file or log that exists but cannot be read; a replayed log
-    /// whose measures cannot be saved in the state file.
+    /// The directories are in use by another `run` or `import`
+    /// ([`ArchiveLock::take`]); a state file or log that exists but cannot
+    /// be read; a replayed log whose measures cannot be saved in the state
+    /// file.
     pub fn new(
+        engine: RollupEngine,
+        writer: ArchiveWriter,
+        settings: &ArchiveSettings,
+        clock: Clock,
+    ) -> anyhow::Result<Self> {
+        let lock = ArchiveLock::take(&settings.data_dir, &settings.root)?;
+        Self::new_locked(lock, engine, writer, settings, clock)
+    }
+
+    /// [`ArchiveSink::new`] with the directories' `lock` taken already
+    /// (by `run` and `import`, before the alarms read their state).
+    ///
+    /// # Errors
+    /// As [`ArchiveSink::new`], but for the lock.
+    pub fn new_locked(
+        lock: ArchiveLock,
         mut engine: RollupEngine,
         writer: ArchiveWriter,
         settings: &ArchiveSettings,
         clock: Clock,
     ) -> anyhow::Result<Self> {
         let data_dir = settings.data_dir.clone();
-        let locks = lock_dirs(&data_dir, &settings.root)?;
         let max_future = duration_ns(settings.max_future);
         let wall = crate::pipeline::wall_clock_ns();
         let (restored, replayed) = restore_state(
@@ -404,7 +439,7 @@ impl ArchiveSink {
             alarms: None,
             archive_config: None,
             saved: false,
-            locks,
+            lock: Some(lock),
         })
     }
 
@@ -798,31 +833,20 @@ impl Sink for ArchiveSink {
             }
             // A directory the reload moves to is locked first (another
             // wasmeter may use it).
-            let mut relock = Vec::new();
-            for (i, (old, new, name)) in [
-                (&self.data_dir, &config.archive.data_dir, DATA_DIR_LOCK),
-                (
-                    &self.writer.root().to_path_buf(),
-                    &config.archive.root,
-                    ROOT_LOCK,
-                ),
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                if old == new {
-                    continue;
+            let (new_data, new_root) = (&config.archive.data_dir, &config.archive.root);
+            let data_lock = (!same_dir(&self.data_dir, new_data))
+                .then(|| lock_dir(new_data, DATA_DIR_LOCK))
+                .transpose();
+            let root_lock = (!same_dir(self.writer.root(), new_root))
+                .then(|| lock_dir(new_root, ROOT_LOCK))
+                .transpose();
+            let (data_lock, root_lock) = match (data_lock, root_lock) {
+                (Ok(d), Ok(r)) => (d, r),
+                (Err(e), _) | (Ok(_), Err(e)) => {
+                    tracing::error!("reload: keeping the old archive settings and alarms: {e:#}");
+                    return;
                 }
-                match lock_dir(new, name) {
-                    Ok(file) => relock.push((i, file)),
-                    Err(e) => {
-                        tracing::error!(
-                            "reload: keeping the old archive settings and alarms: {e:#}"
-                        );
-                        return;
-                    }
-                }
-            }
+            };
             let mut engine = RollupEngine::new(config.policies.clone(), config.rules.clone());
             let refuse_after = crate::pipeline::wall_clock_ns().saturating_add(self.max_future);
             match restore_state(
@@ -845,9 +869,13 @@ impl Sink for ArchiveSink {
                 }
             }
             self.engine = engine;
-            for (i, file) in relock {
-                if let Some(lock) = self.locks.get_mut(i) {
-                    *lock = file;
+            debug_assert!(self.lock.is_some(), "no reload after finish");
+            if let Some(lock) = &mut self.lock {
+                if let Some(file) = data_lock {
+                    lock.data_dir = file;
+                }
+                if let Some(file) = root_lock {
+                    lock.root = file;
                 }
             }
             self.writer = ArchiveWriter::new(
@@ -869,11 +897,14 @@ impl Sink for ArchiveSink {
             }
             self.archive_config = Some(wanted);
         }
-        // The alarms follow the engine now in force.
-        if let Some((evaluator, _)) = &mut self.alarms
-            && let Err(e) = evaluator.reconfigure(config)
-        {
-            tracing::error!("reload: keeping the old alarms: {e}");
+        // The alarms follow the engine now in force, in the directories
+        // this sink holds (the old ones where it kept them).
+        if let Some((evaluator, _)) = &mut self.alarms {
+            let root = self.writer.root();
+            if let Err(e) = evaluator.reconfigure_in(config, &self.data_dir, root) {
+                tracing::error!("reload: keeping the old alarms: {e}");
+                evaluator.use_dirs(&self.data_dir, root);
+            }
         }
     }
 
@@ -899,7 +930,7 @@ impl Sink for ArchiveSink {
             Ok(()) => {
                 self.saved = true;
                 // Done with the directories: another run may start.
-                self.locks.clear();
+                self.lock = None;
             }
             Err(e) => tracing::error!("cannot save the open buckets: {e:#}"),
         }
@@ -1231,7 +1262,7 @@ mod tests {
     /// A crash of `sink`'s process: nothing saved, its locks released (by
     /// the kernel, for a real one).
     fn crash(mut sink: ArchiveSink) {
-        sink.locks.clear();
+        sink.lock = None;
         std::mem::forget(sink);
     }
 
@@ -1260,7 +1291,7 @@ mod tests {
         );
         // Another data directory, the same archive.
         let other = tempfile::tempdir().unwrap();
-        let err = lock_dirs(other.path(), dir.path()).err().unwrap();
+        let err = ArchiveLock::take(other.path(), dir.path()).err().unwrap();
         assert!(
             format!("{err:#}").starts_with(&format!(
                 "the archive {} is in use by another wasmeter run or import (pid ",
@@ -1272,7 +1303,7 @@ mod tests {
         first.finish();
         let second = sink_with_clock(dir.path(), Clock::EventTime);
         drop(second);
-        lock_dirs(other.path(), dir.path()).unwrap();
+        ArchiveLock::take(other.path(), dir.path()).unwrap();
     }
 
     #[test]
@@ -1432,6 +1463,12 @@ archive_policy_name = "p"
         sink.reconfigure(&config_of(dir.path(), &new, true));
         assert_eq!(sink.data_dir, new);
         lock_dir(&old, DATA_DIR_LOCK).unwrap();
+        assert!(lock_dir(&new, DATA_DIR_LOCK).is_err());
+        assert_eq!(open_t0(&mut sink), (Some(1.0), Some(1.0)));
+        // The same directory spelled otherwise is this sink's already.
+        let same = new.join("..").join("new");
+        sink.reconfigure(&config_of(dir.path(), &same, true));
+        assert_eq!(sink.data_dir, same);
         assert!(lock_dir(&new, DATA_DIR_LOCK).is_err());
         assert_eq!(open_t0(&mut sink), (Some(1.0), Some(1.0)));
     }

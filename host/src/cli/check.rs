@@ -8,6 +8,7 @@ use clap::Args;
 
 use super::Failure;
 use crate::alarm::AlarmEvaluator;
+use crate::archive::ArchiveLock;
 use crate::config::PipelineConfig;
 use crate::plugin::{Plugin, Runtime, World};
 
@@ -21,7 +22,7 @@ pub struct CheckArgs {
 /// Validates the config and loads every plugin it names, checking each
 /// plugin's world. Exit 0 when valid, 2 with every problem otherwise.
 pub fn check(args: CheckArgs) -> Result<(), Failure> {
-    let checked = load_and_check(&args.config)?;
+    let checked = load_and_check(&args.config, false)?;
     let config = &checked.config;
     println!(
         "{}: ok ({} collectors, {} transformers, {} alarms)",
@@ -44,12 +45,23 @@ pub(super) struct Checked {
     /// The alarms, with their rule plugins loaded and their parameters
     /// checked.
     pub alarms: Option<AlarmEvaluator>,
+    /// The data directory's and archive's lock, when asked for.
+    pub lock: Option<ArchiveLock>,
 }
 
 /// Parses and validates `path` and loads its plugins, so that `run` and
-/// `check` refuse the same things with the same output.
-pub(super) fn load_and_check(path: &std::path::Path) -> Result<Checked, Failure> {
+/// `check` refuse the same things with the same output. With `lock` (for
+/// `run` and `import`), first takes the lock of the data directory and the
+/// archive, before the alarms read their state there.
+pub(super) fn load_and_check(path: &std::path::Path, lock: bool) -> Result<Checked, Failure> {
     let config = PipelineConfig::load(path).map_err(|e| Failure::Usage(e.to_string()))?;
+    let lock = match lock {
+        true => Some(ArchiveLock::take(
+            &config.archive.data_dir,
+            &config.archive.root,
+        )?),
+        false => None,
+    };
     let runtime = Runtime::with_cache_dir(&config.archive.data_dir.join("cache"))
         .map_err(|e| Failure::Runtime(e.into()))?;
     let mut problems = Vec::new();
@@ -113,6 +125,7 @@ pub(super) fn load_and_check(path: &std::path::Path) -> Result<Checked, Failure>
             runtime,
             digests,
             alarms,
+            lock,
         })
     } else {
         Err(Failure::Usage(problems.join("\n")))

@@ -269,7 +269,8 @@ pub fn import(args: ImportArgs) -> Result<(), Failure> {
         runtime,
         digests,
         alarms,
-    } = super::check::load_and_check(&args.config)?;
+        lock,
+    } = super::check::load_and_check(&args.config, true)?;
     let span_ns = config
         .alarms
         .iter()
@@ -309,8 +310,9 @@ pub fn import(args: ImportArgs) -> Result<(), Failure> {
         wal: false,
         ..config.archive.clone()
     };
-    let mut sink =
-        ArchiveSink::new(engine, writer, &settings, Clock::EventTime)?.for_config(&config);
+    let lock = lock.expect("asked for");
+    let mut sink = ArchiveSink::new_locked(lock, engine, writer, &settings, Clock::EventTime)?
+        .for_config(&config);
     let rt = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
     if let Some(evaluator) = alarms {
         let mut notifier = Notifier::new(config.notifier, rt.handle().clone())?;

@@ -40,15 +40,17 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         runtime,
         digests,
         alarms,
-    } = super::check::load_and_check(&args.config)?;
+        lock,
+    } = super::check::load_and_check(&args.config, true)?;
     let engine = RollupEngine::new(config.policies.clone(), config.rules.clone());
     let writer = ArchiveWriter::new(
         &config.archive.root,
         config.policies.clone().into(),
         digests,
     );
-    let mut sink =
-        ArchiveSink::new(engine, writer, &config.archive, Clock::Wall)?.for_config(&config);
+    let lock = lock.expect("asked for");
+    let mut sink = ArchiveSink::new_locked(lock, engine, writer, &config.archive, Clock::Wall)?
+        .for_config(&config);
     if args.print {
         sink = sink.with_tee(PrintTee::stdout());
     }
